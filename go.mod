@@ -1,0 +1,3 @@
+module idleguard
+
+go 1.26

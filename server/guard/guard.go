@@ -1,0 +1,92 @@
+// Package guard holds idleguard's domain: users and their groups'
+// permissions, sessions, and the JWT Expiration Time setting. It is plain
+// types and the interfaces that storage packages implement; no I/O.
+package guard
+
+import (
+	"slices"
+	"time"
+)
+
+// Permission is a right a group grants, named as the POS names it.
+type Permission string
+
+const (
+	// DeveloperView opens Developer Configuration (and reads the JWT tab).
+	DeveloperView Permission = "developer.view"
+	// DeveloperEdit saves Developer Configuration.
+	DeveloperEdit Permission = "developer.edit"
+)
+
+// KnownPermissions lists every permission a group may hold.
+var KnownPermissions = []Permission{DeveloperView, DeveloperEdit}
+
+// Group is a set of users sharing permissions.
+type Group struct {
+	Name        string
+	Permissions []Permission
+}
+
+// User is someone who signs in to the POS.
+type User struct {
+	ID           int64
+	Name         string
+	Group        string
+	PasswordHash []byte
+	// Permissions are the user's group's, filled in by the store.
+	Permissions []Permission
+}
+
+// Can reports whether the user's group grants p.
+func (u User) Can(p Permission) bool { return slices.Contains(u.Permissions, p) }
+
+// Session is one sign-in: every tab and device holding its tokens shares it.
+// Times read back from storage carry no monotonic reading; the idle clock
+// rebases them on the monotonic clock when it loads them.
+type Session struct {
+	ID           string
+	UserID       int64
+	Username     string
+	Created      time.Time
+	LastActivity time.Time
+	// Revoked is set once the session has ended; it never comes back.
+	Revoked       bool
+	RevokedAt     time.Time
+	RevokedReason string
+}
+
+// Activity is a session's last-activity time, written behind in batches.
+type Activity struct {
+	SessionID    string
+	LastActivity time.Time
+}
+
+// Expiration Time bounds, in seconds.
+const (
+	DefaultExpirationSeconds = 172800   // 2 days, as the POS ships
+	MaxExpirationSeconds     = 31536000 // 365 days
+)
+
+// Settings is the Developer Configuration's JWT tab.
+type Settings struct {
+	ExpirationSeconds int64
+	UpdatedBy         string // empty until first saved
+	UpdatedAt         time.Time
+}
+
+// Expiration is the setting as a duration.
+func (s Settings) Expiration() time.Duration {
+	return time.Duration(s.ExpirationSeconds) * time.Second
+}
+
+// DefaultSettings is what a new installation starts with.
+func DefaultSettings() Settings { return Settings{ExpirationSeconds: DefaultExpirationSeconds} }
+
+// SettingsChange records who changed the Expiration Time, when, from what to
+// what.
+type SettingsChange struct {
+	At  time.Time
+	By  string
+	Old int64
+	New int64
+}
