@@ -1,0 +1,49 @@
+# idleguard: `make run` builds everything and starts the demo; `make test`
+# runs every test (Go, the module under Node, and Chromium end to end).
+GO       ?= go
+GOROOT   := $(shell $(GO) env GOROOT)
+WASM_DIR := $(GOROOT)/lib/wasm
+BUILD    := web/build
+WASM_SRC := $(shell find wasm server/protocol -name '*.go' -not -name '*_test.go')
+
+.PHONY: all build wasm run test test-go test-wasm chromium fuzz bench clean
+
+all: build
+
+build: wasm
+	$(GO) build -o bin/idleguard ./server
+
+wasm: $(BUILD)/idleguard.wasm.br
+
+$(BUILD)/idleguard.wasm: $(WASM_SRC) go.mod
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o $@ ./wasm
+	cp $(WASM_DIR)/wasm_exec.js $(BUILD)/wasm_exec.js
+
+$(BUILD)/idleguard.wasm.br: $(BUILD)/idleguard.wasm
+	$(GO) run ./server/cmd/precompress $(BUILD)/idleguard.wasm $(BUILD)/wasm_exec.js
+
+run: build
+	./bin/idleguard -demo -data ./data
+
+test: wasm chromium test-go test-wasm
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+test-wasm:
+	PATH="$(WASM_DIR):$$PATH" GOOS=js GOARCH=wasm $(GO) test -count=1 ./wasm/... ./server/protocol/...
+
+# The browser tests need Debian's chromium: install it when root, else stop
+# with the command that does.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: run  sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./server/protocol -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin $(BUILD)/idleguard.wasm* $(BUILD)/wasm_exec.js*
