@@ -1,0 +1,273 @@
+package idle
+
+import (
+	"sync"
+	"time"
+
+	"idleguard/server/clock"
+	"idleguard/server/guard"
+	"idleguard/server/protocol"
+)
+
+// Notifier receives the tracker's decisions. Calls come from timer
+// goroutines (or from SetPolicy's caller), never under the tracker's lock;
+// they should not block for long.
+type Notifier interface {
+	// Warn: the session ends in remaining unless there is activity.
+	Warn(sid string, remaining time.Duration)
+	// Expire: the session has ended; it is already gone from the tracker.
+	Expire(sid string, reason protocol.Reason)
+}
+
+// Status is a live session's view of the clock.
+type Status struct {
+	Remaining time.Duration
+	Deadline  time.Time
+	// Warned is set while the warning for the current deadline stands.
+	Warned bool
+	// WarningCleared is set by Touch when it ended a standing warning.
+	WarningCleared bool
+	// RenewToken is set when the newest token ends well before the deadline
+	// and a renewed one should be sent (see Renewed).
+	RenewToken bool
+}
+
+// Tracker is the idle clock for every live session on this node. One timer
+// per session, armed for the session's next event (its warning or its
+// deadline); activity only moves a time, and a timer that fires early
+// re-arms itself, so a busy session costs no timer churn.
+type Tracker struct {
+	clock  clock.Clock
+	notify Notifier
+
+	mu       sync.Mutex
+	policy   Policy
+	sessions map[string]*entry
+	dirty    []*entry // touched since the last TakeActivity
+}
+
+type entry struct {
+	id       string
+	created  time.Time
+	last     time.Time
+	tokenExp time.Time // exp of the newest token issued for the session
+	timer    clock.Timer
+	warned   bool
+	dirty    bool
+	gone     bool
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker(c clock.Clock, p Policy, n Notifier) *Tracker {
+	return &Tracker{clock: c, notify: n, policy: p, sessions: make(map[string]*entry)}
+}
+
+// Policy returns the policy in force.
+func (t *Tracker) Policy() Policy {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.policy
+}
+
+// Len is the number of live sessions.
+func (t *Tracker) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.sessions)
+}
+
+// Add starts tracking a session. Times from storage may lack a monotonic
+// reading; they are rebased on the clock. A session already past its
+// deadline is expired at once (through the Notifier, from a timer).
+func (t *Tracker) Add(s guard.Session) Status {
+	now := t.clock.Now()
+	e := &entry{id: s.ID, created: Rebase(now, s.Created), last: Rebase(now, s.LastActivity)}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.sessions[s.ID]; ok {
+		t.drop(old)
+	}
+	t.sessions[s.ID] = e
+	t.arm(e, now)
+	return t.status(e, now)
+}
+
+// Touch records activity that happened at at (clamped to now; it never moves
+// last activity backwards). It reports false, changing nothing, for a
+// session that is unknown or already past its deadline: activity never
+// revives a session.
+func (t *Tracker) Touch(sid string, at time.Time) (Status, bool) {
+	now := t.clock.Now()
+	if at.After(now) {
+		at = now
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.sessions[sid]
+	if !ok || !now.Before(t.policy.Deadline(e.created, e.last)) {
+		return Status{}, false
+	}
+	if at.After(e.last) {
+		e.last = at
+		if !e.dirty {
+			e.dirty = true
+			t.dirty = append(t.dirty, e)
+		}
+	}
+	st := t.status(e, now)
+	if e.warned && st.Remaining > t.policy.WarnLead() {
+		e.warned = false
+		st.Warned = false
+		st.WarningCleared = true
+	}
+	return st, true
+}
+
+// Status reports a live session's remaining time; false when the session is
+// unknown or past its deadline.
+func (t *Tracker) Status(sid string) (Status, bool) {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.sessions[sid]
+	if !ok {
+		return Status{}, false
+	}
+	st := t.status(e, now)
+	return st, st.Remaining > 0
+}
+
+// Renewed records that a token ending at exp was issued for the session.
+func (t *Tracker) Renewed(sid string, exp time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.sessions[sid]; ok && exp.After(e.tokenExp) {
+		e.tokenExp = exp
+	}
+}
+
+// Remove stops tracking a session (signed out or revoked elsewhere); the
+// Notifier is not called. It reports whether the session was tracked.
+func (t *Tracker) Remove(sid string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.sessions[sid]
+	if ok {
+		t.drop(e)
+	}
+	return ok
+}
+
+// SetPolicy applies a new Expiration Time to every session at once: those
+// already idle longer than it are expired with ReasonSettingChanged, the rest
+// are re-armed. It returns the live sessions' ids.
+func (t *Tracker) SetPolicy(p Policy) (live []string) {
+	now := t.clock.Now()
+	var expired []string
+	t.mu.Lock()
+	t.policy = p
+	for id, e := range t.sessions {
+		if !now.Before(p.Deadline(e.created, e.last)) {
+			expired = append(expired, id)
+			t.drop(e)
+			continue
+		}
+		live = append(live, id)
+		if e.warned && t.status(e, now).Remaining > p.WarnLead() {
+			e.warned = false
+		}
+		t.arm(e, now)
+	}
+	t.mu.Unlock()
+	for _, id := range expired {
+		t.notify.Expire(id, protocol.ReasonSettingChanged)
+	}
+	return live
+}
+
+// TakeActivity appends the sessions whose last activity moved since the last
+// call, as wall-clock times for storage, and forgets them.
+func (t *Tracker) TakeActivity(buf []guard.Activity) []guard.Activity {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.dirty {
+		e.dirty = false
+		if !e.gone {
+			buf = append(buf, guard.Activity{SessionID: e.id, LastActivity: e.last.Round(0)})
+		}
+	}
+	clear(t.dirty)
+	t.dirty = t.dirty[:0]
+	return buf
+}
+
+// status computes what a caller may tell the session. Called with t.mu held.
+func (t *Tracker) status(e *entry, now time.Time) Status {
+	deadline := t.policy.Deadline(e.created, e.last)
+	st := Status{Remaining: max(deadline.Sub(now), 0), Deadline: deadline, Warned: e.warned}
+	// Renew when the token would end before the deadline by a second or more
+	// and has less than half an Expiration Time left: a busy session gets a
+	// new token about twice per Expiration Time, never one per input.
+	st.RenewToken = deadline.Sub(e.tokenExp) >= time.Second &&
+		e.tokenExp.Sub(now) <= t.policy.Expiration/2
+	return st
+}
+
+// arm (re)starts e's timer for its next event. Called with t.mu held.
+func (t *Tracker) arm(e *entry, now time.Time) {
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	deadline := t.policy.Deadline(e.created, e.last)
+	next := deadline
+	if !e.warned {
+		// Inside the warning window already (a lowered setting, a restart):
+		// warn at once.
+		next = deadline.Add(-t.policy.WarnLead())
+		if next.Before(now) {
+			next = now
+		}
+	}
+	e.timer = t.clock.AfterFunc(next.Sub(now), func() { t.fire(e) })
+}
+
+// drop forgets e. Called with t.mu held.
+func (t *Tracker) drop(e *entry) {
+	e.gone = true
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	if t.sessions[e.id] == e {
+		delete(t.sessions, e.id)
+	}
+}
+
+// fire runs when e's timer is due: sign out, warn, or re-arm because
+// activity moved the deadline.
+func (t *Tracker) fire(e *entry) {
+	now := t.clock.Now()
+	t.mu.Lock()
+	if e.gone {
+		t.mu.Unlock()
+		return
+	}
+	deadline := t.policy.Deadline(e.created, e.last)
+	switch {
+	case !now.Before(deadline):
+		t.drop(e)
+		reason := protocol.ReasonIdle
+		if t.policy.MaxLifetime > 0 && !deadline.Before(e.created.Add(t.policy.MaxLifetime)) {
+			reason = protocol.ReasonRevoked
+		}
+		t.mu.Unlock()
+		t.notify.Expire(e.id, reason)
+	case !e.warned && !now.Before(deadline.Add(-t.policy.WarnLead())):
+		e.warned = true
+		t.arm(e, now)
+		t.mu.Unlock()
+		t.notify.Warn(e.id, deadline.Sub(now))
+	default:
+		t.arm(e, now)
+		t.mu.Unlock()
+	}
+}
