@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"idleguard/server/guard"
+)
+
+// PutGroup creates or replaces a group and its permissions.
+func (db *DB) PutGroup(ctx context.Context, g guard.Group) error {
+	return db.write(ctx, "put group", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO groups (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, g.Name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM group_permissions WHERE group_name = ?`, g.Name); err != nil {
+			return err
+		}
+		for _, p := range g.Permissions {
+			// OR IGNORE: a permission listed twice is still one permission.
+			if _, err := tx.ExecContext(ctx,
+				`INSERT OR IGNORE INTO group_permissions (group_name, permission) VALUES (?, ?)`,
+				g.Name, string(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Groups returns every group by name, permissions sorted.
+func (db *DB) Groups(ctx context.Context) ([]guard.Group, error) {
+	rows, err := db.r.QueryContext(ctx, `
+		SELECT g.name, gp.permission
+		FROM groups g LEFT JOIN group_permissions gp ON gp.group_name = g.name
+		ORDER BY g.name, gp.permission`)
+	if err != nil {
+		return nil, wrap("groups", err)
+	}
+	defer rows.Close()
+	var groups []guard.Group
+	for rows.Next() {
+		var name string
+		var perm sql.NullString
+		if err := rows.Scan(&name, &perm); err != nil {
+			return nil, wrap("groups", err)
+		}
+		if len(groups) == 0 || groups[len(groups)-1].Name != name {
+			groups = append(groups, guard.Group{Name: name})
+		}
+		if perm.Valid {
+			g := &groups[len(groups)-1]
+			g.Permissions = append(g.Permissions, guard.Permission(perm.String))
+		}
+	}
+	return groups, wrap("groups", rows.Err())
+}
+
+// AddUser creates a user in an existing group and returns it with its ID
+// and permissions.
+func (db *DB) AddUser(ctx context.Context, u guard.User) (guard.User, error) {
+	err := db.write(ctx, "add user", func(tx *sql.Tx) error {
+		if err := groupExists(ctx, tx, u.Group); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO users (name, group_name, password_hash) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO NOTHING`,
+			u.Name, u.Group, hash(u.PasswordHash))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return guard.Errorf(guard.ECONFLICT, "user %q already exists", u.Name)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		users, err := queryUsers(ctx, tx, `u.id = ?`, id)
+		u, err = first(users, err, guard.Errorf(guard.ENOTFOUND, "user %d not found", id))
+		return err
+	})
+	if err != nil {
+		return guard.User{}, err
+	}
+	return u, nil
+}
+
+// UpdateUser changes the group and password hash of the user named u.Name.
+func (db *DB) UpdateUser(ctx context.Context, u guard.User) error {
+	return db.write(ctx, "update user", func(tx *sql.Tx) error {
+		if err := groupExists(ctx, tx, u.Group); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE users SET group_name = ?, password_hash = ? WHERE name = ?`,
+			u.Group, hash(u.PasswordHash), u.Name)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res, "user %q not found", u.Name)
+	})
+}
+
+// DeleteUser deletes a user (ENOTFOUND). Its sessions stay: ending them is
+// the session service's job.
+func (db *DB) DeleteUser(ctx context.Context, name string) error {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+	if err != nil {
+		return wrap("delete user", err)
+	}
+	return wrap("delete user", mustAffect(res, "user %q not found", name))
+}
+
+// UserByName returns a user with its group's permissions (ENOTFOUND).
+func (db *DB) UserByName(ctx context.Context, name string) (guard.User, error) {
+	users, err := queryUsers(ctx, db.r, `u.name = ?`, name)
+	u, err := first(users, err, guard.Errorf(guard.ENOTFOUND, "user %q not found", name))
+	return u, wrap("user by name", err)
+}
+
+// UserByID returns a user with its group's permissions (ENOTFOUND).
+func (db *DB) UserByID(ctx context.Context, id int64) (guard.User, error) {
+	users, err := queryUsers(ctx, db.r, `u.id = ?`, id)
+	u, err := first(users, err, guard.Errorf(guard.ENOTFOUND, "user %d not found", id))
+	return u, wrap("user by id", err)
+}
+
+// Users returns every user by name, with permissions.
+func (db *DB) Users(ctx context.Context) ([]guard.User, error) {
+	users, err := queryUsers(ctx, db.r, `1`)
+	return users, wrap("users", err)
+}
+
+// querier is what *sql.DB and *sql.Tx share, so reads can run inside a
+// write transaction too.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// first is the one user a lookup found, or notFound.
+func first(users []guard.User, err error, notFound *guard.Error) (guard.User, error) {
+	if err != nil {
+		return guard.User{}, err
+	}
+	if len(users) == 0 {
+		return guard.User{}, notFound
+	}
+	return users[0], nil
+}
+
+// queryUsers reads users and their permissions in one statement, so that a
+// concurrent PutGroup cannot pair a user with another version of its group.
+func queryUsers(ctx context.Context, q querier, where string, args ...any) ([]guard.User, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT u.id, u.name, u.group_name, u.password_hash, gp.permission
+		FROM users u LEFT JOIN group_permissions gp ON gp.group_name = u.group_name
+		WHERE `+where+`
+		ORDER BY u.name, gp.permission`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var users []guard.User
+	for rows.Next() {
+		var u guard.User
+		var perm sql.NullString
+		if err := rows.Scan(&u.ID, &u.Name, &u.Group, &u.PasswordHash, &perm); err != nil {
+			return nil, err
+		}
+		if len(users) == 0 || users[len(users)-1].ID != u.ID {
+			users = append(users, u)
+		}
+		if perm.Valid {
+			last := &users[len(users)-1]
+			last.Permissions = append(last.Permissions, guard.Permission(perm.String))
+		}
+	}
+	return users, rows.Err()
+}
+
+func groupExists(ctx context.Context, tx *sql.Tx, name string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM groups WHERE name = ?`, name).Scan(&one)
+	if err == sql.ErrNoRows {
+		return guard.Errorf(guard.ENOTFOUND, "group %q not found", name)
+	}
+	return err
+}
+
+// mustAffect turns "no row matched" into ENOTFOUND.
+func mustAffect(res sql.Result, format string, args ...any) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return guard.Errorf(guard.ENOTFOUND, format, args...)
+	}
+	return nil
+}
+
+// hash keeps a missing hash from binding as NULL: the column is NOT NULL,
+// and an empty hash (no password set) is a value, not an unknown.
+func hash(h []byte) []byte {
+	if h == nil {
+		return []byte{}
+	}
+	return h
+}

@@ -1,0 +1,145 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"idleguard/server/guard"
+)
+
+// CreateSession stores a new session; ECONFLICT if its ID is taken.
+func (db *DB) CreateSession(ctx context.Context, s guard.Session) error {
+	var revokedAt any // NULL until revoked
+	if s.Revoked {
+		revokedAt = millis(s.RevokedAt)
+	}
+	res, err := db.w.ExecContext(ctx, `
+		INSERT INTO sessions (id, user_id, username, created, last_activity, revoked, revoked_at, revoked_reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`,
+		s.ID, s.UserID, s.Username, millis(s.Created), millis(s.LastActivity),
+		s.Revoked, revokedAt, s.RevokedReason)
+	if err != nil {
+		return wrap("create session", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return wrap("create session", err)
+	}
+	if n == 0 {
+		return guard.Errorf(guard.ECONFLICT, "session %q already exists", s.ID)
+	}
+	return nil
+}
+
+const sessionColumns = `id, user_id, username, created, last_activity, revoked, revoked_at, revoked_reason`
+
+// Session returns one session, revoked or not (ENOTFOUND).
+func (db *DB) Session(ctx context.Context, id string) (guard.Session, error) {
+	s, err := scanSession(db.r.QueryRowContext(ctx,
+		`SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+	if err == sql.ErrNoRows {
+		return guard.Session{}, guard.Errorf(guard.ENOTFOUND, "session %q not found", id)
+	}
+	return s, wrap("session", err)
+}
+
+// LiveSessions returns every session not revoked, oldest first.
+func (db *DB) LiveSessions(ctx context.Context) ([]guard.Session, error) {
+	rows, err := db.r.QueryContext(ctx,
+		`SELECT `+sessionColumns+` FROM sessions WHERE revoked = 0 ORDER BY created, id`)
+	if err != nil {
+		return nil, wrap("live sessions", err)
+	}
+	defer rows.Close()
+	var sessions []guard.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, wrap("live sessions", err)
+		}
+		sessions = append(sessions, s)
+	}
+	return sessions, wrap("live sessions", rows.Err())
+}
+
+// SaveActivity writes a batch of last-activity times in one transaction: one
+// fsync for the batch instead of one per session. max() keeps a late,
+// older write from moving a time backwards; revoked sessions keep the
+// activity they ended with. Unknown IDs are skipped.
+func (db *DB) SaveActivity(ctx context.Context, batch []guard.Activity) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	return db.write(ctx, "save activity", func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx,
+			`UPDATE sessions SET last_activity = max(last_activity, ?) WHERE id = ? AND revoked = 0`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, a := range batch {
+			if _, err := stmt.ExecContext(ctx, millis(a.LastActivity), a.SessionID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RevokeSession ends a session (ENOTFOUND if unknown). Revoking it again
+// succeeds and keeps the first time and reason.
+func (db *DB) RevokeSession(ctx context.Context, id string, at time.Time, reason string) error {
+	return db.write(ctx, "revoke session", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE sessions SET revoked = 1, revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked = 0`,
+			millis(at), reason, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one)
+		if err == sql.ErrNoRows {
+			return guard.Errorf(guard.ENOTFOUND, "session %q not found", id)
+		}
+		return err
+	})
+}
+
+// PurgeSessions deletes sessions revoked before the given time and reports
+// how many.
+func (db *DB) PurgeSessions(ctx context.Context, revokedBefore time.Time) (int, error) {
+	res, err := db.w.ExecContext(ctx,
+		`DELETE FROM sessions WHERE revoked = 1 AND revoked_at < ?`, millis(revokedBefore))
+	if err != nil {
+		return 0, wrap("purge sessions", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, wrap("purge sessions", err)
+	}
+	return int(n), nil
+}
+
+// scanner is what *sql.Row and *sql.Rows share.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanSession(row scanner) (guard.Session, error) {
+	var s guard.Session
+	var created, last int64
+	var revokedAt sql.NullInt64
+	if err := row.Scan(&s.ID, &s.UserID, &s.Username, &created, &last,
+		&s.Revoked, &revokedAt, &s.RevokedReason); err != nil {
+		return guard.Session{}, err
+	}
+	s.Created = fromMillis(created)
+	s.LastActivity = fromMillis(last)
+	if revokedAt.Valid {
+		s.RevokedAt = fromMillis(revokedAt.Int64)
+	}
+	return s, nil
+}

@@ -1,0 +1,168 @@
+// Package sqlite keeps idleguard's users, settings and sessions in one
+// embedded SQLite file (pure Go, WAL), so a single node survives restarts
+// with no database service to install.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"idleguard/server/guard"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// DB is a guard.Store on a SQLite file.
+//
+// Writes go through w, a pool of exactly one connection whose transactions
+// begin IMMEDIATE: in this process writers queue on the pool (honouring
+// their context) instead of racing for SQLite's write lock, and a second
+// process on the same file (the `user` subcommand) waits on busy_timeout
+// rather than failing mid-transaction. Reads use r, a small pool of
+// query_only connections that WAL lets run beside the writer.
+type DB struct {
+	w *sql.DB
+	r *sql.DB
+}
+
+var _ guard.Store = (*DB)(nil)
+
+// busyTimeout is how long a connection waits for another process's lock.
+const busyTimeout = 5 * time.Second
+
+// Open opens the database at path, creating it (mode 0600) if it is
+// missing, and brings its schema up to date. The directory must exist.
+func Open(ctx context.Context, path string) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// SQLite would create the file with the umask's mode (often 0644);
+	// password hashes and sessions are for this user's eyes only. The WAL
+	// and shm files SQLite makes later copy the database file's mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+
+	w, err := openPool(ctx, abs, "&_txlock=immediate", 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: migrate %s: %w", abs, err)
+	}
+	r, err := openPool(ctx, abs, "&_pragma=query_only(1)", max(4, runtime.GOMAXPROCS(0)))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return &DB{w: w, r: r}, nil
+}
+
+// Close closes both pools; the last connection to close checkpoints the WAL
+// into the main file.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// openPool opens a pool whose every connection carries the same pragmas: the
+// driver runs the DSN's pragmas on each new connection, whereas a PRAGMA
+// statement would reach only whichever connection ran it.
+func openPool(ctx context.Context, path, extra string, conns int) (*sql.DB, error) {
+	dsn := "file:" + uriEscaper.Replace(path) + "?" +
+		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()) +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=foreign_keys(ON)" +
+		// NORMAL is durable across application crashes in WAL mode; only a
+		// power loss can drop the last commits, which costs at most a few
+		// seconds of last-activity times.
+		"&_pragma=synchronous(NORMAL)" + extra
+	p, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	p.SetMaxOpenConns(conns)
+	p.SetMaxIdleConns(conns)
+	// Connect now so that a bad file or pragma fails Open, not a later call.
+	if err := p.PingContext(ctx); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// uriEscaper escapes what would end or alter the path part of a SQLite URI.
+var uriEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
+// migrate applies the migrations the file has not seen, all in one
+// transaction, and records how far it got in PRAGMA user_version.
+func migrate(ctx context.Context, w *sql.DB) error {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this program's %d", version, len(migrations))
+	}
+	if version == len(migrations) {
+		return nil
+	}
+	for i, m := range migrations[version:] {
+		if _, err := tx.ExecContext(ctx, m); err != nil {
+			return fmt.Errorf("migration %d: %w", version+i+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the number is ours.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// write runs fn in a write transaction and wraps its error with op, leaving
+// a *guard.Error as it is.
+func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return wrap(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(op, err)
+	}
+	return nil
+}
+
+// wrap gives err context unless it is an *guard.Error meant for the caller.
+func wrap(op string, err error) error {
+	var e *guard.Error
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+// Times are stored as unix milliseconds.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms) }
