@@ -1,0 +1,247 @@
+// Package token issues and verifies idleguard's session JWTs.
+//
+// Tokens are signed with one Ed25519 key (alg EdDSA, the only algorithm
+// accepted), carry the key's RFC 7638 thumbprint as kid, and always have
+// iss, aud, sub, sid, iat and exp. Verify checks the token alone; whether
+// its session (sid) is still alive is the caller's question (DESIGN.md,
+// invariant 5).
+//
+// The package relies on jwt.TimePrecision being its default, one second,
+// and never changes it.
+package token
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"idleguard/server/guard"
+)
+
+// MaxTokenLen is the longest token Verify will look at. Ours are about 300
+// bytes; anything near this limit is not one of ours.
+const MaxTokenLen = 4 << 10
+
+// Config names the token's issuer and audience and gives the clock.
+type Config struct {
+	Issuer   string           // iss, e.g. "idleguard"
+	Audience string           // aud, e.g. "pos"
+	Now      func() time.Time // clock for iat and for checking exp/iat; nil means time.Now
+}
+
+// Claims is what a token says, as Issue wrote it and Verify read it.
+type Claims struct {
+	Subject   string    // sub: the username
+	SessionID string    // sid
+	IssuedAt  time.Time // iat, whole seconds
+	ExpiresAt time.Time // exp, whole seconds
+}
+
+// Issuer signs and verifies tokens with one key. It is safe for concurrent use.
+type Issuer struct {
+	key    ed25519.PrivateKey
+	pub    ed25519.PublicKey
+	kid    string
+	jwks   []byte
+	cfg    Config
+	parser *jwt.Parser
+}
+
+// sessionClaims is the JSON payload: the registered claims and sid.
+type sessionClaims struct {
+	jwt.RegisteredClaims
+	Sid string `json:"sid"`
+}
+
+// Validate runs after the parser's own checks (exp, iat, iss, aud): it
+// requires the claims the parser treats as optional.
+func (c *sessionClaims) Validate() error {
+	switch {
+	case c.Subject == "":
+		return errors.New("sub claim is required")
+	case c.Sid == "":
+		return errors.New("sid claim is required")
+	case c.IssuedAt == nil:
+		return errors.New("iat claim is required")
+	}
+	return nil
+}
+
+// New returns an Issuer for key. It panics if key is not an Ed25519 private
+// key or cfg lacks Issuer or Audience (an empty issuer would switch the iss
+// check off).
+func New(key ed25519.PrivateKey, cfg Config) *Issuer {
+	if len(key) != ed25519.PrivateKeySize {
+		panic("token.New: bad Ed25519 private key")
+	}
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		panic("token.New: Config needs Issuer and Audience")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	x := base64.RawURLEncoding.EncodeToString(pub)
+	kid := Thumbprint(pub)
+	jwks, err := json.Marshal(jwkSet{Keys: []jwk{{
+		Kty: "OKP", Crv: "Ed25519", X: x, Kid: kid, Alg: "EdDSA", Use: "sig",
+	}}})
+	if err != nil {
+		panic(err) // cannot happen: plain strings
+	}
+	return &Issuer{
+		key:  key,
+		pub:  pub,
+		kid:  kid,
+		jwks: jwks,
+		cfg:  cfg,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuer(cfg.Issuer),
+			jwt.WithAudience(cfg.Audience),
+			jwt.WithIssuedAt(),
+			jwt.WithTimeFunc(cfg.Now),
+			jwt.WithStrictDecoding(),
+		),
+	}
+}
+
+// Thumbprint is the RFC 7638 JWK thumbprint of an Ed25519 public key:
+// base64url(SHA-256({"crv":"Ed25519","kty":"OKP","x":"..."})), members in
+// lexicographic order, no whitespace.
+func Thumbprint(pub ed25519.PublicKey) string {
+	canon := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
+	sum := sha256.Sum256([]byte(canon))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// KeyID is the kid in every token's header: the key's RFC 7638 thumbprint.
+func (i *Issuer) KeyID() string { return i.kid }
+
+// PublicKey is the key that verifies this Issuer's tokens.
+func (i *Issuer) PublicKey() ed25519.PublicKey { return i.pub }
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+}
+
+type jwkSet struct {
+	Keys []jwk `json:"keys"`
+}
+
+// JWKS is the public key set served at /.well-known/jwks.json. Each call
+// returns a fresh copy.
+func (i *Issuer) JWKS() []byte { return append([]byte(nil), i.jwks...) }
+
+// Issue signs a token for subject's session sid whose idle deadline is
+// deadline. exp is deadline rounded up to the whole second, so the token
+// never ends before the session; iat is Now() truncated to the second.
+// An empty subject or sid, or a deadline whose exp would not be after
+// Now(), is a caller bug and returns a plain (internal) error.
+func (i *Issuer) Issue(subject, sid string, deadline time.Time) (string, Claims, error) {
+	if subject == "" || sid == "" {
+		return "", Claims{}, errors.New("token: Issue needs a subject and a session id")
+	}
+	now := i.cfg.Now()
+	iat := now.Truncate(time.Second)
+	exp := ceilSecond(deadline)
+	if !exp.After(now) {
+		return "", Claims{}, fmt.Errorf("token: deadline %v is not after now %v", deadline, now)
+	}
+	c := sessionClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    i.cfg.Issuer,
+			Subject:   subject,
+			Audience:  jwt.ClaimStrings{i.cfg.Audience},
+			ExpiresAt: jwt.NewNumericDate(exp),
+			IssuedAt:  jwt.NewNumericDate(iat),
+		},
+		Sid: sid,
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &c)
+	t.Header["kid"] = i.kid
+	s, err := t.SignedString(i.key)
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("token: sign: %w", err)
+	}
+	return s, Claims{Subject: subject, SessionID: sid, IssuedAt: iat, ExpiresAt: exp}, nil
+}
+
+// ceilSecond rounds t up to the whole second (and drops its monotonic
+// reading, which a JWT cannot carry).
+func ceilSecond(t time.Time) time.Time {
+	down := t.Truncate(time.Second)
+	if down.Before(t) {
+		return down.Add(time.Second)
+	}
+	return down
+}
+
+// Verify checks token's signature, algorithm, kid and claims and returns
+// the claims. It does not know whether the session is still alive. Every
+// failure is a *guard.Error with code guard.EUNAUTHORIZED.
+func (i *Issuer) Verify(token string) (Claims, error) {
+	if len(token) > MaxTokenLen || !wellFormed(token) {
+		return Claims{}, errInvalid()
+	}
+	var c sessionClaims
+	_, err := i.parser.ParseWithClaims(token, &c, i.keyFunc)
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return Claims{}, errExpired()
+		}
+		return Claims{}, errInvalid()
+	}
+	return Claims{
+		Subject:   c.Subject,
+		SessionID: c.Sid,
+		IssuedAt:  c.IssuedAt.Time,
+		ExpiresAt: c.ExpiresAt.Time,
+	}, nil
+}
+
+// errInvalid and errExpired build a fresh error each time, so that no
+// caller can change another's.
+func errInvalid() error { return guard.Errorf(guard.EUNAUTHORIZED, "invalid token") }
+func errExpired() error { return guard.Errorf(guard.EUNAUTHORIZED, "token expired") }
+
+// keyFunc hands the parser our public key, and only for a token that names
+// it (kid) and the pinned algorithm.
+func (i *Issuer) keyFunc(t *jwt.Token) (any, error) {
+	if t.Method != jwt.SigningMethodEdDSA {
+		return nil, errors.New("unexpected signing method")
+	}
+	if kid, _ := t.Header["kid"].(string); kid != i.kid {
+		return nil, errors.New("unknown kid")
+	}
+	return i.pub, nil
+}
+
+// wellFormed reports whether s is three base64url segments joined by dots
+// and nothing else. The base64 decoder skips CR and LF, so without this
+// check one token would have many spellings.
+func wellFormed(s string) bool {
+	dots := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			dots++
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
+}
