@@ -1,0 +1,122 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"idleguard/server/guard"
+	"idleguard/server/sessions"
+)
+
+// maxBody bounds every JSON request body.
+const maxBody = 4 << 10
+
+// statusFor maps error codes to HTTP statuses, in one place.
+func statusFor(code string) int {
+	switch code {
+	case guard.EINVALID:
+		return http.StatusBadRequest
+	case guard.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case guard.EFORBIDDEN:
+		return http.StatusForbidden
+	case guard.ENOTFOUND:
+		return http.StatusNotFound
+	case guard.ECONFLICT:
+		return http.StatusConflict
+	case guard.ETOOMANY:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	// Reason is the sign-out reason when a token's session has ended.
+	Reason string `json:"reason,omitempty"`
+}
+
+// writeError answers with err's status and message; an internal error is
+// logged and shown only as "internal error".
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := guard.ErrorCode(err)
+	detail := errorDetail{Code: code, Message: guard.ErrorMessage(err)}
+	var ge *guard.Error
+	if errors.As(err, &ge) {
+		detail.Field = ge.Field
+	}
+	var ended *sessions.EndedError
+	if errors.As(err, &ended) {
+		detail.Reason = ended.Reason.String()
+	}
+	if code == guard.EINTERNAL {
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, statusFor(code), errorBody{Error: detail})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// decode reads one JSON object of type T from the body: JSON content type,
+// at most maxBody bytes, no unknown fields, nothing after it.
+func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
+	var v T
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return v, guard.Invalid("body", "Content-Type must be application/json")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return v, decodeError(err)
+		}
+		return v, guard.Invalid("body", "the body must hold one JSON object and nothing after it")
+	}
+	return v, nil
+}
+
+func decodeError(err error) error {
+	var tooBig *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return guard.Invalid("body", "the body must be at most %d bytes", maxBody)
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return guard.Invalid("body", "the body is not valid JSON")
+	case errors.As(err, &typ):
+		return guard.Invalid(typ.Field, "%s has the wrong type", typ.Field)
+	default:
+		// json reports an unknown field as `json: unknown field "x"`.
+		return guard.Invalid("body", "%s", trimJSONPrefix(err))
+	}
+}
+
+func trimJSONPrefix(err error) string {
+	msg := err.Error()
+	const p = "json: "
+	if len(msg) > len(p) && msg[:len(p)] == p {
+		return msg[len(p):]
+	}
+	return fmt.Sprint(msg)
+}

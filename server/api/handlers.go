@@ -1,0 +1,265 @@
+package api
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"idleguard/server/guard"
+	"idleguard/server/sessions"
+)
+
+func handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+}
+
+func handleAPINotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: errorDetail{Code: guard.ENOTFOUND, Message: "no such API: " + r.Method + " " + r.URL.Path}})
+	})
+}
+
+func (s *server) handleJWKS() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(s.sessions.JWKS())
+	})
+}
+
+type userJSON struct {
+	Name        string   `json:"name"`
+	Group       string   `json:"group"`
+	Permissions []string `json:"permissions"`
+}
+
+func toUserJSON(u guard.User) userJSON {
+	perms := make([]string, 0, len(u.Permissions))
+	for _, p := range u.Permissions {
+		perms = append(perms, string(p))
+	}
+	return userJSON{Name: u.Name, Group: u.Group, Permissions: perms}
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (req loginRequest) valid() error {
+	switch {
+	case strings.TrimSpace(req.Username) == "":
+		return guard.Invalid("username", "username is required")
+	case req.Password == "":
+		return guard.Invalid("password", "password is required")
+	case len(req.Username) > 128 || len(req.Password) > 256:
+		return guard.Invalid("body", "username or password too long")
+	}
+	return nil
+}
+
+type loginResponse struct {
+	Token     string   `json:"token"`
+	ExpiresIn int64    `json:"expires_in"`
+	User      userJSON `json:"user"`
+}
+
+func (s *server) handleLogin() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[loginRequest](w, r)
+		if err == nil {
+			err = req.valid()
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		now := time.Now()
+		if !s.perAddr.Allow(clientAddr(r), now) || !s.perUser.Allow(strings.ToLower(req.Username), now) {
+			w.Header().Set("Retry-After", "60")
+			s.writeError(w, r, guard.Errorf(guard.ETOOMANY, "too many sign-in attempts; wait a minute and try again"))
+			return
+		}
+		in, err := s.sessions.Login(r.Context(), req.Username, req.Password)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.setTokenCookie(w, r, in.Token, in.Claims)
+		writeJSON(w, http.StatusOK, loginResponse{
+			Token:     in.Token,
+			ExpiresIn: int64(in.Remaining / time.Second),
+			User:      toUserJSON(in.User),
+		})
+	})
+}
+
+// clientAddr is the peer's IP address (no port). Behind a proxy every
+// client shares one address; the per-user limit still holds there.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *server) handleLogout() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.sessions.Logout(r.Context(), principal(r).SessionID); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.clearTokenCookie(w, r)
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+type sessionResponse struct {
+	User              userJSON `json:"user"`
+	RemainingMs       int64    `json:"remaining_ms"`
+	ExpirationSeconds int64    `json:"expiration_seconds"`
+	WarningSeconds    float64  `json:"warning_seconds"`
+}
+
+func (s *server) handleSession() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principal(r)
+		st := s.sessions.Settings()
+		writeJSON(w, http.StatusOK, sessionResponse{
+			User:              toUserJSON(p.User),
+			RemainingMs:       p.Remaining.Milliseconds(),
+			ExpirationSeconds: st.ExpirationSeconds,
+			WarningSeconds:    st.WarningSeconds,
+		})
+	})
+}
+
+// handleTokenCookie sets the cookie to a renewed token that the page got
+// over its socket (a socket cannot set cookies). Only the header is read:
+// the cookie being replaced may already have expired.
+func (s *server) handleTokenCookie() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || tok == "" {
+			s.writeError(w, r, guard.Errorf(guard.EUNAUTHORIZED, "send the renewed token as Authorization: Bearer"))
+			return
+		}
+		p, err := s.sessions.Authenticate(r.Context(), tok)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.setTokenCookie(w, r, tok, p.Claims)
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+type settingsResponse struct {
+	ExpirationSeconds    int64   `json:"expiration_seconds"`
+	WarningSeconds       float64 `json:"warning_seconds"`
+	MinExpirationSeconds int64   `json:"min_expiration_seconds"`
+	MaxExpirationSeconds int64   `json:"max_expiration_seconds"`
+	UpdatedBy            string  `json:"updated_by"`
+	UpdatedAt            string  `json:"updated_at"`
+}
+
+func toSettingsResponse(v sessions.SettingsView) settingsResponse {
+	resp := settingsResponse{
+		ExpirationSeconds:    v.ExpirationSeconds,
+		WarningSeconds:       v.WarningSeconds,
+		MinExpirationSeconds: v.MinExpirationSeconds,
+		MaxExpirationSeconds: v.MaxExpirationSeconds,
+		UpdatedBy:            v.UpdatedBy,
+	}
+	if !v.UpdatedAt.IsZero() {
+		resp.UpdatedAt = v.UpdatedAt.UTC().Format(time.RFC3339)
+	}
+	return resp
+}
+
+func (s *server) handleGetSettings() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, toSettingsResponse(s.sessions.Settings()))
+	})
+}
+
+// settingsRequest keeps the number raw so that only a plain whole number
+// is accepted: no string, fraction, exponent or null.
+type settingsRequest struct {
+	ExpirationSeconds json.RawMessage `json:"expiration_seconds"`
+}
+
+func (s *server) handlePutSettings() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[settingsRequest](w, r)
+		if err != nil {
+			if guard.ErrorCode(err) == guard.EINVALID {
+				err = s.expirationError(err)
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		n, err := parseWholeSeconds(req.ExpirationSeconds)
+		if err != nil {
+			s.writeError(w, r, s.expirationError(nil))
+			return
+		}
+		v, err := s.sessions.UpdateExpiration(r.Context(), principal(r).User, n)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toSettingsResponse(v))
+	})
+}
+
+// parseWholeSeconds accepts an optional minus sign and digits only.
+func parseWholeSeconds(raw json.RawMessage) (int64, error) {
+	s := string(raw)
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+type changeJSON struct {
+	At  string `json:"at"`
+	By  string `json:"by"`
+	Old int64  `json:"old"`
+	New int64  `json:"new"`
+}
+
+func (s *server) handleChanges() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		changes, err := s.sessions.Changes(r.Context(), 50)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out := make([]changeJSON, 0, len(changes))
+		for _, c := range changes {
+			out = append(out, changeJSON{At: c.At.UTC().Format(time.RFC3339), By: c.By, Old: c.Old, New: c.New})
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// expirationError is the one 400 for a bad Expiration Time: it names the
+// field and the accepted range, after what was wrong with the body if the
+// body itself was at fault.
+func (s *server) expirationError(cause error) error {
+	e := *s.sessions.RangeError()
+	if cause != nil {
+		e.Message = guard.ErrorMessage(cause) + "; " + e.Message
+	}
+	return &e
+}

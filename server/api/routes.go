@@ -1,0 +1,26 @@
+package api
+
+import "net/http"
+
+// routes is the API's table of contents.
+func (s *server) routes(mux *http.ServeMux) {
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /.well-known/jwks.json", s.handleJWKS())
+
+	mux.Handle("POST /api/login", s.handleLogin())
+	mux.Handle("POST /api/logout", s.signedIn(s.handleLogout()))
+	mux.Handle("GET /api/session", s.signedIn(s.handleSession()))
+	mux.Handle("POST /api/token", s.handleTokenCookie())
+	mux.Handle("GET /api/settings/jwt", s.signedIn(s.can(guardDeveloperView, s.handleGetSettings())))
+	mux.Handle("PUT /api/settings/jwt", s.signedIn(s.can(guardDeveloperEdit, s.handlePutSettings())))
+	mux.Handle("GET /api/settings/jwt/changes", s.signedIn(s.can(guardDeveloperView, s.handleChanges())))
+	mux.Handle("/api/", handleAPINotFound())
+
+	mux.Handle("GET /ws", s.handleSocket())
+
+	mux.Handle("GET /{$}", http.RedirectHandler("/pos", http.StatusSeeOther))
+	mux.Handle("GET /login", s.handlePage("login.html"))
+	mux.Handle("GET /pos", s.pageFor(s.handlePage("pos.html"), ""))
+	mux.Handle("GET /admin", s.pageFor(s.handlePage("admin.html"), guardDeveloperView))
+	mux.Handle("GET /", s.assets)
+}

@@ -1,0 +1,40 @@
+package api
+
+import (
+	"net/http"
+
+	"idleguard/server/guard"
+)
+
+// handleSocket upgrades a signed-in page's request to its socket. Every
+// refusal happens before the upgrade, as a plain HTTP status: 401 for a
+// missing, invalid or ended token, 403 for a foreign Origin, 429 when the
+// session already has its maximum of open tabs.
+func (s *server) handleSocket() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.checkOrigin(r) {
+			s.writeError(w, r, guard.Errorf(guard.EFORBIDDEN, "origin not allowed"))
+			return
+		}
+		p, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !s.hub.Room(p.SessionID) {
+			s.writeError(w, r, guard.Errorf(guard.ETOOMANY, "too many open tabs for this session"))
+			return
+		}
+		ws, err := s.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return // the upgrader has answered
+		}
+		c, err := s.hub.Attach(ws, p.SessionID, s.sessions)
+		if err != nil {
+			return
+		}
+		s.sessions.Connected(c)
+		// Returning frees net/http's per-request state; the hub owns the
+		// socket from here.
+	})
+}

@@ -1,0 +1,214 @@
+package hub
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"idleguard/server/protocol"
+)
+
+// Conn is one open socket: one tab of one session.
+type Conn struct {
+	hub     *Hub
+	ws      *websocket.Conn
+	sid     string
+	handler FrameHandler
+
+	// detached: SignOut has taken the socket out of the hub's map.
+	detached atomic.Bool
+
+	mu      sync.Mutex
+	queue   []outFrame
+	writing bool // a writer goroutine owns ws's write side
+	closed  bool // a close frame is queued or sent: nothing more goes out
+	ping    *time.Timer
+
+	// Reader-only state.
+	windowStart time.Time
+	frames      int
+	buf         [protocol.MaxClientFrame]byte
+}
+
+type outFrame struct {
+	data  []byte
+	close bool // data is a close frame's payload
+	ping  bool
+}
+
+func newConn(h *Hub, ws *websocket.Conn, sid string, handler FrameHandler) *Conn {
+	return &Conn{hub: h, ws: ws, sid: sid, handler: handler}
+}
+
+// SessionID is the session the socket belongs to.
+func (c *Conn) SessionID() string { return c.sid }
+
+// Send queues m to this socket only.
+func (c *Conn) Send(m protocol.Message) {
+	c.enqueue(outFrame{data: protocol.Append(make([]byte, 0, 64+len(m.Token)), m)})
+}
+
+// Close sends a close frame with code and reason and ends the socket.
+func (c *Conn) Close(code int, reason string) {
+	c.enqueue(outFrame{data: websocket.FormatCloseMessage(code, reason), close: true})
+}
+
+// enqueue adds f to the queue and starts a writer if none is running. It
+// never blocks: a client whose queue is full is too slow and is dropped.
+func (c *Conn) enqueue(f outFrame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if len(c.queue) >= maxQueue {
+		c.closed = true
+		c.queue = nil
+		c.ws.NetConn().Close() // the reader sees the error and cleans up
+		return
+	}
+	if f.close {
+		c.closed = true
+	}
+	c.queue = append(c.queue, f)
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+// writeLoop writes queued frames until the queue is empty, then exits, so
+// an idle socket costs no writer goroutine.
+func (c *Conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			if c.queue != nil && cap(c.queue) > 4 {
+				c.queue = nil // let a burst's backing array go
+			}
+			c.mu.Unlock()
+			return
+		}
+		f := c.queue[0]
+		c.queue[0] = outFrame{}
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+
+		deadline := time.Now().Add(writeWait)
+		var err error
+		switch {
+		case f.close:
+			err = c.ws.WriteControl(websocket.CloseMessage, f.data, deadline)
+			// Wait briefly for the peer's close frame, then the reader ends.
+			c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+		case f.ping:
+			err = c.ws.WriteControl(websocket.PingMessage, nil, deadline)
+		default:
+			c.ws.SetWriteDeadline(deadline)
+			err = c.ws.WriteMessage(websocket.TextMessage, f.data)
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.closed, c.queue, c.writing = true, nil, false
+			c.mu.Unlock()
+			c.ws.NetConn().Close()
+			return
+		}
+	}
+}
+
+// readLoop is the socket's one reader. It owns ws's read side and, when it
+// ends, the socket's teardown.
+func (c *Conn) readLoop() {
+	defer c.hub.wg.Done()
+	defer c.teardown()
+	c.ws.SetReadLimit(protocol.MaxClientFrame)
+	c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	// Pongs prove the peer is there; they are never activity.
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	c.mu.Lock()
+	c.ping = time.AfterFunc(pingPeriod, c.sendPing)
+	c.mu.Unlock()
+
+	for {
+		kind, r, err := c.ws.NextReader()
+		if err != nil {
+			return
+		}
+		if kind != websocket.TextMessage {
+			c.Close(protocol.ClosePolicy, "text frames only")
+			continue
+		}
+		n, err := io.ReadFull(r, c.buf[:])
+		if errors.Is(err, websocket.ErrReadLimit) {
+			c.Close(protocol.CloseTooBig, "frame too big")
+			continue
+		}
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return
+		}
+		if !c.allowFrame() {
+			c.Close(protocol.ClosePolicy, "too many frames")
+			continue
+		}
+		m, err := protocol.Parse(c.buf[:n])
+		if err != nil || !m.Kind.FromClient() {
+			c.Close(protocol.ClosePolicy, "malformed frame")
+			continue
+		}
+		if c.isClosed() {
+			continue // draining until the peer answers our close
+		}
+		c.handler.HandleFrame(c, m)
+	}
+}
+
+// allowFrame enforces the per-socket frame rate with a fixed window: cheap,
+// and a page reporting at most a few frames a second never meets it.
+func (c *Conn) allowFrame() bool {
+	now := time.Now()
+	if now.Sub(c.windowStart) >= frameWindow {
+		c.windowStart, c.frames = now, 0
+	}
+	c.frames++
+	return c.frames <= frameBurst
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *Conn) sendPing() {
+	c.enqueue(outFrame{ping: true})
+	c.mu.Lock()
+	if !c.closed && c.ping != nil {
+		c.ping.Reset(pingPeriod)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) teardown() {
+	c.mu.Lock()
+	c.closed = true
+	if c.ping != nil {
+		c.ping.Stop()
+	}
+	c.mu.Unlock()
+	c.hub.remove(c)
+	c.ws.Close()
+}
+
+// closeNow closes a socket that never joined the hub.
+func (c *Conn) closeNow(code int, reason string) {
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(writeWait))
+	c.ws.Close()
+}

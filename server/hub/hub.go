@@ -1,0 +1,239 @@
+// Package hub holds the open WebSockets of every session on this node: one
+// reader goroutine per socket, writes queued and flushed by a writer that
+// exists only while there is something to write, ping/pong liveness, and
+// fan-out of frames to all the tabs of a session.
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"idleguard/server/protocol"
+)
+
+// Timing and size limits for every socket.
+const (
+	// writeWait bounds one write; a client that cannot take a frame in this
+	// time is dropped rather than allowed to hold anything up.
+	writeWait = 5 * time.Second
+	// pongWait is how long a silent peer is kept; pings keep it shorter.
+	pongWait = 60 * time.Second
+	// pingPeriod must be less than pongWait.
+	pingPeriod = pongWait * 9 / 10
+	// closeGrace is how long to wait for the peer's close frame after ours.
+	closeGrace = time.Second
+	// maxQueue frames waiting for a slow client before it is dropped.
+	maxQueue = 32
+	// Per-socket frame rate: at most frameBurst frames in any frameWindow.
+	frameBurst  = 20
+	frameWindow = time.Second
+)
+
+// ErrTooManyTabs is returned by Attach when a session has MaxPerSession
+// sockets open already.
+var ErrTooManyTabs = errors.New("hub: too many open sockets for this session")
+
+// ErrClosed is returned by Attach after Shutdown has begun.
+var ErrClosed = errors.New("hub: shutting down")
+
+// FrameHandler acts on the frames a client sends. It is called from the
+// socket's reader goroutine, one frame at a time per socket; pings, pongs and
+// malformed frames never reach it.
+type FrameHandler interface {
+	HandleFrame(c *Conn, m protocol.Message)
+}
+
+// Config sizes the hub.
+type Config struct {
+	// MaxPerSession caps the sockets (tabs, devices) of one session.
+	MaxPerSession int
+}
+
+// Hub is the set of open sockets, by session.
+type Hub struct {
+	log *slog.Logger
+	cfg Config
+
+	mu       sync.Mutex
+	sessions map[string][]*Conn
+	count    int
+	closing  bool
+	wg       sync.WaitGroup // one per reader goroutine
+}
+
+// New returns an empty hub.
+func New(log *slog.Logger, cfg Config) *Hub {
+	if cfg.MaxPerSession <= 0 {
+		cfg.MaxPerSession = 16
+	}
+	return &Hub{log: log, cfg: cfg, sessions: make(map[string][]*Conn)}
+}
+
+// Upgrader returns a websocket.Upgrader sized for many idle sockets: a small
+// read buffer and pooled write buffers. checkOrigin is the allowlist.
+func Upgrader(checkOrigin func(r *http.Request) bool) *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:   512,
+		WriteBufferPool:  writeBuffers,
+		CheckOrigin:      checkOrigin,
+		HandshakeTimeout: 10 * time.Second,
+	}
+}
+
+var writeBuffers = &sync.Pool{} // gorilla fills it; shared by every socket
+
+// Room reports whether sid may open another socket; Attach checks again.
+func (h *Hub) Room(sid string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.closing && len(h.sessions[sid]) < h.cfg.MaxPerSession
+}
+
+// Attach takes over an upgraded socket for session sid and starts its
+// reader; the caller should return from its HTTP handler so net/http frees
+// what it held. On error the socket is closed.
+func (h *Hub) Attach(ws *websocket.Conn, sid string, handler FrameHandler) (*Conn, error) {
+	c := newConn(h, ws, sid, handler)
+	h.mu.Lock()
+	switch {
+	case h.closing:
+		h.mu.Unlock()
+		c.closeNow(protocol.CloseGoingAway, "server shutting down")
+		return nil, ErrClosed
+	case len(h.sessions[sid]) >= h.cfg.MaxPerSession:
+		h.mu.Unlock()
+		c.closeNow(protocol.ClosePolicy, "too many tabs")
+		return nil, ErrTooManyTabs
+	}
+	h.sessions[sid] = append(h.sessions[sid], c)
+	h.count++
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go c.readLoop()
+	return c, nil
+}
+
+// Count is the number of open sockets.
+func (h *Hub) Count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.count
+}
+
+// Connected reports how many sockets session sid has open.
+func (h *Hub) Connected(sid string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions[sid])
+}
+
+// Send queues m to every socket of session sid.
+func (h *Hub) Send(sid string, m protocol.Message) {
+	h.mu.Lock()
+	conns := h.sessions[sid]
+	if len(conns) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	frame := protocol.Append(make([]byte, 0, 64+len(m.Token)), m)
+	for _, c := range conns {
+		c.enqueue(outFrame{data: frame})
+	}
+	h.mu.Unlock()
+}
+
+// SendEach queues, to every socket of every session, the frame that msg
+// returns for its session (ok false skips it). msg is called without the
+// hub's lock held, once per session.
+func (h *Hub) SendEach(msg func(sid string) (protocol.Message, bool)) {
+	h.mu.Lock()
+	sids := make([]string, 0, len(h.sessions))
+	for sid := range h.sessions {
+		sids = append(sids, sid)
+	}
+	h.mu.Unlock()
+	for _, sid := range sids {
+		if m, ok := msg(sid); ok {
+			h.Send(sid, m)
+		}
+	}
+}
+
+// SignOut sends every socket of session sid a logout frame with reason,
+// then a close frame with the reason's close code, and forgets them.
+func (h *Hub) SignOut(sid string, reason protocol.Reason, expirationS int64) {
+	h.mu.Lock()
+	conns := h.sessions[sid]
+	delete(h.sessions, sid)
+	h.count -= len(conns)
+	h.mu.Unlock()
+	if len(conns) == 0 {
+		return
+	}
+	frame := protocol.Append(nil, protocol.Message{Kind: protocol.Logout, Reason: reason, ExpirationS: expirationS})
+	closing := websocket.FormatCloseMessage(reason.CloseCode(), reason.String())
+	for _, c := range conns {
+		c.detached.Store(true)
+		c.enqueue(outFrame{data: frame})
+		c.enqueue(outFrame{data: closing, close: true})
+	}
+}
+
+// Shutdown closes every socket as "going away" (not a sign-out: pages
+// reconnect to the next server), lets queued frames go out, and waits for
+// every reader to end or ctx to be done, when it closes what is left.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing = true
+	var all []*Conn
+	for _, conns := range h.sessions {
+		all = append(all, conns...)
+	}
+	h.mu.Unlock()
+	closing := websocket.FormatCloseMessage(protocol.CloseGoingAway, "server restarting")
+	for _, c := range all {
+		c.enqueue(outFrame{data: closing, close: true})
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range all {
+			c.ws.Close()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// remove forgets c, once, when its reader ends.
+func (h *Hub) remove(c *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.detached.Load() {
+		return // SignOut already took it out
+	}
+	conns := h.sessions[c.sid]
+	for i, x := range conns {
+		if x == c {
+			conns[i] = conns[len(conns)-1]
+			conns[len(conns)-1] = nil
+			conns = conns[:len(conns)-1]
+			h.count--
+			break
+		}
+	}
+	if len(conns) == 0 {
+		delete(h.sessions, c.sid)
+	} else {
+		h.sessions[c.sid] = conns
+	}
+}

@@ -1,0 +1,134 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"idleguard/server/guard"
+	"idleguard/server/protocol"
+)
+
+// SettingsView is the JWT tab as the API shows it.
+type SettingsView struct {
+	guard.Settings
+	WarningSeconds       float64
+	MinExpirationSeconds int64
+	MaxExpirationSeconds int64
+}
+
+// Settings returns the setting in force.
+func (s *Service) Settings() SettingsView {
+	s.settingsMu.Lock()
+	st := s.settings
+	s.settingsMu.Unlock()
+	return s.view(st)
+}
+
+func (s *Service) view(st guard.Settings) SettingsView {
+	return SettingsView{
+		Settings:             st,
+		WarningSeconds:       s.policy(st).WarnLead().Seconds(),
+		MinExpirationSeconds: s.cfg.MinExpirationSeconds,
+		MaxExpirationSeconds: guard.MaxExpirationSeconds,
+	}
+}
+
+// ValidateExpiration checks an Expiration Time against the accepted range.
+func (s *Service) ValidateExpiration(n int64) error {
+	if n < s.cfg.MinExpirationSeconds || n > guard.MaxExpirationSeconds {
+		return s.rangeError()
+	}
+	return nil
+}
+
+func (s *Service) rangeError() *guard.Error {
+	return guard.Invalid("expiration_seconds",
+		"expiration_seconds must be a whole number of seconds from %d to %d (1 day = 86400)",
+		s.cfg.MinExpirationSeconds, guard.MaxExpirationSeconds)
+}
+
+// RangeError is the error for any Expiration Time that is not a whole
+// number in range, so that every bad input reads the same.
+func (s *Service) RangeError() *guard.Error { return s.rangeError() }
+
+// UpdateExpiration saves a new Expiration Time and applies it at once to
+// every session: deadlines are recomputed from last activity, sessions idle
+// longer than the new time are signed out, open sockets hear their new
+// remaining time. Only a user with Developer Edit may; bad input changes
+// nothing.
+func (s *Service) UpdateExpiration(ctx context.Context, by guard.User, seconds int64) (SettingsView, error) {
+	if !by.Can(guard.DeveloperEdit) {
+		return SettingsView{}, guard.Errorf(guard.EFORBIDDEN, "you need the Developer → Edit permission to save Developer Configuration")
+	}
+	if err := s.ValidateExpiration(seconds); err != nil {
+		return SettingsView{}, err
+	}
+	s.settingsMu.Lock()
+	defer s.settingsMu.Unlock()
+	old := s.settings
+	now := s.clock.Now().Round(0)
+	next := guard.Settings{ExpirationSeconds: seconds, UpdatedBy: by.Name, UpdatedAt: now}
+	change := guard.SettingsChange{At: now, By: by.Name, Old: old.ExpirationSeconds, New: seconds}
+	if err := s.store.SaveSettings(ctx, next, change); err != nil {
+		return SettingsView{}, fmt.Errorf("sessions: save settings: %w", err)
+	}
+	s.settings = next
+	live := s.tracker.SetPolicy(s.policy(next))
+	s.sockets.SendEach(func(sid string) (protocol.Message, bool) { return s.State(sid, false) })
+	s.log.Info("expiration time changed", "by", by.Name, "old", old.ExpirationSeconds, "new", seconds, "live_sessions", len(live))
+	return s.view(next), nil
+}
+
+// Changes returns the newest changes to the Expiration Time first.
+func (s *Service) Changes(ctx context.Context, limit int) ([]guard.SettingsChange, error) {
+	c, err := s.store.SettingsChanges(ctx, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: settings changes: %w", err)
+	}
+	return c, nil
+}
+
+// Run writes last activity and idle revocations behind, every FlushEvery,
+// until ctx is done; then it flushes once more and returns.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.FlushEvery)
+	defer t.Stop()
+	var buf []guard.Activity
+	for {
+		select {
+		case <-ctx.Done():
+			// A fresh context: the final flush must happen though ctx is done.
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return s.Flush(fctx, buf)
+		case <-t.C:
+			if err := s.Flush(ctx, buf); err != nil {
+				s.log.Error("write behind", "err", err)
+			}
+		}
+	}
+}
+
+// Flush writes pending last-activity times and revocations now.
+func (s *Service) Flush(ctx context.Context, buf []guard.Activity) error {
+	batch := s.tracker.TakeActivity(buf[:0])
+	if len(batch) > 0 {
+		if err := s.store.SaveActivity(ctx, batch); err != nil {
+			return fmt.Errorf("sessions: flush activity: %w", err)
+		}
+	}
+	s.revokeMu.Lock()
+	revokes := s.revokes
+	s.revokes = nil
+	s.revokeMu.Unlock()
+	for i, r := range revokes {
+		if err := s.store.RevokeSession(ctx, r.sid, r.at, r.reason.String()); err != nil {
+			s.revokeMu.Lock()
+			s.revokes = append(s.revokes, revokes[i:]...)
+			s.revokeMu.Unlock()
+			return fmt.Errorf("sessions: flush revocations: %w", err)
+		}
+	}
+	return nil
+}
