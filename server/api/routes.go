@@ -22,5 +22,8 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /login", s.handlePage("login.html"))
 	mux.Handle("GET /pos", s.pageFor(s.handlePage("pos.html"), ""))
 	mux.Handle("GET /admin", s.pageFor(s.handlePage("admin.html"), guardDeveloperView))
-	mux.Handle("GET /", s.assets)
+	// Any method: "GET /" would conflict with "/api/" above (each is more
+	// specific on one side, so ServeMux panics at start); the assets answer
+	// 405 themselves to anything but GET and HEAD.
+	mux.Handle("/", s.assets)
 }
