@@ -211,6 +211,12 @@ func (e *EndedError) Unwrap() error { return e.Err }
 
 func (s *Service) endedError(ctx context.Context, sid string) error {
 	e := &EndedError{Err: guard.Errorf(guard.EUNAUTHORIZED, "session has ended"), Reason: protocol.ReasonRevoked}
+	// An expiry not yet written behind knows its reason (idle or
+	// setting_changed); the store would still call the session alive.
+	if r, ok := s.pendingRevocation(sid); ok {
+		e.Reason = r
+		return e
+	}
 	if sess, err := s.store.Session(ctx, sid); err == nil && sess.Revoked {
 		if r := protocol.ParseReason(sess.RevokedReason); r != protocol.ReasonNone {
 			e.Reason = r
@@ -221,6 +227,19 @@ func (s *Service) endedError(ctx context.Context, sid string) error {
 		e.Reason = protocol.ReasonIdle
 	}
 	return e
+}
+
+// pendingRevocation is the reason of sid's expiry if it is still waiting to
+// be written to the store.
+func (s *Service) pendingRevocation(sid string) (protocol.Reason, bool) {
+	s.revokeMu.Lock()
+	defer s.revokeMu.Unlock()
+	for _, r := range s.revokes {
+		if r.sid == sid {
+			return r.reason, true
+		}
+	}
+	return protocol.ReasonNone, false
 }
 
 // Logout ends a session everywhere, now, and records it before returning.
@@ -279,10 +298,13 @@ func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Me
 	return m
 }
 
+// expirationSeconds is the Expiration Time in force, as the idle clock
+// applies it. It must not take settingsMu: UpdateExpiration holds that lock
+// while tracker.SetPolicy calls Expire for the sessions the change ends, and
+// Expire asks for this (taking the lock there deadlocked every change that
+// signed a session out).
 func (s *Service) expirationSeconds() int64 {
-	s.settingsMu.Lock()
-	defer s.settingsMu.Unlock()
-	return s.settings.ExpirationSeconds
+	return int64(s.tracker.Policy().Expiration / time.Second)
 }
 
 func newSessionID() string {

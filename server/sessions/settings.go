@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"idleguard/server/guard"
@@ -118,17 +119,24 @@ func (s *Service) Flush(ctx context.Context, buf []guard.Activity) error {
 			return fmt.Errorf("sessions: flush activity: %w", err)
 		}
 	}
+	// A revocation stays pending until it is written, so that endedError
+	// always finds its reason in one place or the other.
 	s.revokeMu.Lock()
-	revokes := s.revokes
-	s.revokes = nil
+	revokes := slices.Clone(s.revokes)
 	s.revokeMu.Unlock()
-	for i, r := range revokes {
-		if err := s.store.RevokeSession(ctx, r.sid, r.at, r.reason.String()); err != nil {
-			s.revokeMu.Lock()
-			s.revokes = append(s.revokes, revokes[i:]...)
-			s.revokeMu.Unlock()
-			return fmt.Errorf("sessions: flush revocations: %w", err)
+	written := 0
+	var err error
+	for _, r := range revokes {
+		if err = s.store.RevokeSession(ctx, r.sid, r.at, r.reason.String()); err != nil {
+			err = fmt.Errorf("sessions: flush revocations: %w", err)
+			break
 		}
+		written++
 	}
-	return nil
+	// Only Flush removes, and only from the front (Expire appends); Run is
+	// its one caller, so no other Flush removed these meanwhile.
+	s.revokeMu.Lock()
+	s.revokes = slices.Delete(s.revokes, 0, written)
+	s.revokeMu.Unlock()
+	return err
 }
