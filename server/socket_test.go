@@ -1,0 +1,343 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"idleguard/server/protocol"
+)
+
+// Activity moves the deadline; when it stops, a warning and then the idle
+// sign-out come, never before the Expiration Time has passed since the last
+// activity.
+func TestActivityExtendsDeadline(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	const expiration = 2 * time.Second
+	setExpiration(t, s.base, 2)
+	tok, _ := mustLogin(t, s.base, "cashier", "demo")
+	ws := dialSocket(t, s, tok, "")
+	events := watch(ws)
+	if e := nextEvent(t, events); e.frame.Kind != protocol.State || e.frame.ExpirationS != 2 {
+		t.Fatalf("first frame: got %q, want a state with expiration=2", e.raw)
+	}
+
+	// 3 s of activity every 500 ms: longer than the Expiration Time.
+	var lastActivity time.Time
+	for start := time.Now(); time.Since(start) < 3*time.Second; {
+		lastActivity = time.Now()
+		send(t, ws, "activity ago=0")
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Nothing may have signed the socket out while activity went on.
+	for drained := false; !drained; {
+		select {
+		case e := <-events:
+			if e.end || e.frame.Kind == protocol.Logout {
+				t.Fatalf("during activity: got %q (end %v), want the socket open", e.raw, e.end)
+			}
+		default:
+			drained = true
+		}
+	}
+
+	var warned bool
+	for {
+		e := nextEvent(t, events)
+		if e.end {
+			t.Fatalf("socket closed (%d) without a logout frame", e.code)
+		}
+		switch e.frame.Kind {
+		case protocol.Warning:
+			warned = true
+			if e.frame.RemainingMs > expiration.Milliseconds() {
+				t.Errorf("warning remaining: got %d ms, want <= %d", e.frame.RemainingMs, expiration.Milliseconds())
+			}
+			continue
+		case protocol.State:
+			continue // a renewed token
+		case protocol.Logout:
+		default:
+			t.Fatalf("got %q, want a warning or a logout", e.raw)
+		}
+		if !warned {
+			t.Errorf("logout came before any warning")
+		}
+		if e.frame.Reason != protocol.ReasonIdle {
+			t.Errorf("logout reason: got %v, want idle", e.frame.Reason)
+		}
+		if idle := e.at.Sub(lastActivity); idle < expiration {
+			t.Errorf("logout %v after the last activity, want >= %v (never before the deadline)", idle, expiration)
+		}
+		break
+	}
+	if e := nextEvent(t, events); !e.end || e.code != protocol.CloseIdle {
+		t.Errorf("after logout: got %q (end %v, code %d), want close %d", e.raw, e.end, e.code, protocol.CloseIdle)
+	}
+}
+
+// At the deadline every socket of the session is signed out, and its token
+// is refused from then on.
+func TestIdleClosesEverySocket(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	setExpiration(t, s.base, 2)
+	start := time.Now()
+	tok, cookie := mustLogin(t, s.base, "cashier", "demo")
+	var sockets []*websocket.Conn
+	for range 2 {
+		sockets = append(sockets, dialSocket(t, s, tok, s.base))
+	}
+	// A browser tab: the cookie, not a header.
+	sockets = append(sockets, dialHeader(t, s, http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}, "Origin": {s.base}}))
+	for i, ws := range sockets {
+		if m := readFrame(t, ws); m.Kind != protocol.State {
+			t.Fatalf("socket %d: got %v first, want state", i, m.Kind)
+		}
+	}
+	for i, ws := range sockets {
+		wantSignOut(t, ws, protocol.ReasonIdle, protocol.CloseIdle)
+		if idle := time.Since(start); idle < 2*time.Second {
+			t.Errorf("socket %d signed out %v after sign-in, want >= 2s", i, idle)
+		}
+	}
+	wantEnded(t, s, tok, "idle")
+}
+
+// Pings, pongs and sync frames keep the connection alive but are not
+// activity: the session still ends at its deadline.
+func TestPingsDoNotExtend(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	setExpiration(t, s.base, 2)
+	start := time.Now()
+	tok, _ := mustLogin(t, s.base, "cashier", "demo")
+	ws := dialSocket(t, s, tok, "")
+	pongs := make(chan struct{}, 100)
+	ws.SetPongHandler(func(string) error {
+		select {
+		case pongs <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	events := watch(ws)
+
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			deadline := time.Now().Add(time.Second)
+			ws.WriteControl(websocket.PingMessage, []byte("p"), deadline)
+			ws.WriteControl(websocket.PongMessage, nil, deadline) // unsolicited
+			if i%2 == 0 {
+				ws.SetWriteDeadline(deadline)
+				ws.WriteMessage(websocket.TextMessage, []byte("sync"))
+			}
+		}
+	}()
+
+	lastRemaining := int64(1 << 62)
+	states := 0
+	for {
+		e := nextEvent(t, events)
+		if e.end {
+			t.Fatalf("socket closed (%d) without a logout frame", e.code)
+		}
+		if e.frame.Kind == protocol.State {
+			states++
+			if e.frame.RemainingMs > lastRemaining {
+				t.Errorf("state remaining went up from %d to %d ms: something counted as activity", lastRemaining, e.frame.RemainingMs)
+			}
+			lastRemaining = e.frame.RemainingMs
+			continue
+		}
+		if e.frame.Kind == protocol.Warning {
+			continue
+		}
+		if e.frame.Kind != protocol.Logout || e.frame.Reason != protocol.ReasonIdle {
+			t.Fatalf("got %q, want logout reason=idle", e.raw)
+		}
+		if idle := e.at.Sub(start); idle < 2*time.Second {
+			t.Errorf("logout %v after sign-in, want >= 2s", idle)
+		}
+		break
+	}
+	if e := nextEvent(t, events); !e.end || e.code != protocol.CloseIdle {
+		t.Errorf("after logout: got %q (code %d), want close %d", e.raw, e.code, protocol.CloseIdle)
+	}
+	if states < 2 {
+		t.Errorf("got %d state frames, want the sync frames answered", states)
+	}
+	if len(pongs) == 0 {
+		t.Errorf("got no pong, want the server to have answered the pings")
+	}
+}
+
+// A foreign Origin is refused before the upgrade; the allowlist replaces the
+// server's own origin when given.
+func TestSocketOrigin(t *testing.T) {
+	t.Parallel()
+	t.Run("default", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t)
+		tok, _ := mustLogin(t, s.base, "cashier", "demo")
+		for _, tc := range []struct {
+			origin string
+			want   int
+		}{
+			{"http://evil.example", http.StatusForbidden},
+			{"null", http.StatusForbidden},
+			{s.base, http.StatusSwitchingProtocols},
+		} {
+			h := bearer(tok)
+			h.Set("Origin", tc.origin)
+			if got := dialStatus(t, s, h); got != tc.want {
+				t.Errorf("Origin %s: got %d, want %d", tc.origin, got, tc.want)
+			}
+		}
+	})
+	t.Run("allowlist", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, "-origins", "http://pos.example")
+		tok, _ := mustLogin(t, s.base, "cashier", "demo")
+		for _, tc := range []struct {
+			origin string
+			want   int
+		}{
+			{"http://pos.example", http.StatusSwitchingProtocols},
+			{s.base, http.StatusForbidden},
+			{"http://evil.example", http.StatusForbidden},
+			{"https://pos.example", http.StatusForbidden},
+		} {
+			h := bearer(tok)
+			h.Set("Origin", tc.origin)
+			if got := dialStatus(t, s, h); got != tc.want {
+				t.Errorf("Origin %s: got %d, want %d", tc.origin, got, tc.want)
+			}
+		}
+	})
+}
+
+// Signing out, over HTTP or from a socket, ends the session in every tab.
+func TestLogoutEverywhere(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	t.Run("http", func(t *testing.T) {
+		tok, _ := mustLogin(t, s.base, "cashier", "demo")
+		a, b := dialSocket(t, s, tok, ""), dialSocket(t, s, tok, "")
+		readFrame(t, a)
+		readFrame(t, b)
+		resp, body := request(t, "POST", s.base+"/api/logout", tok, "", nil)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("POST /api/logout: got %d %s, want 204", resp.StatusCode, body)
+		}
+		if c := resp.Cookies(); len(c) != 1 || c[0].Name != "idleguard_token" || c[0].Value != "" || c[0].MaxAge >= 0 {
+			t.Errorf("logout cookies: got %v, want idleguard_token cleared", resp.Header["Set-Cookie"])
+		}
+		wantSignOut(t, a, protocol.ReasonSignedOut, protocol.CloseSignedOut)
+		wantSignOut(t, b, protocol.ReasonSignedOut, protocol.CloseSignedOut)
+		wantEnded(t, s, tok, "signed_out")
+	})
+	t.Run("socket", func(t *testing.T) {
+		tok, _ := mustLogin(t, s.base, "viewer", "demo")
+		a, b := dialSocket(t, s, tok, ""), dialSocket(t, s, tok, "")
+		readFrame(t, a)
+		readFrame(t, b)
+		send(t, a, "signout")
+		wantSignOut(t, a, protocol.ReasonSignedOut, protocol.CloseSignedOut)
+		wantSignOut(t, b, protocol.ReasonSignedOut, protocol.CloseSignedOut)
+		wantEnded(t, s, tok, "signed_out")
+	})
+}
+
+// Oversized, malformed and too many frames close the socket with the
+// documented codes; a session cannot open more than -max-tabs sockets.
+func TestSocketHygiene(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "-max-tabs", "2")
+	for _, tc := range []struct {
+		name   string
+		frames []string
+		want   int
+	}{
+		{"too big", []string{"activity ago=0 x=" + strings.Repeat("1", protocol.MaxClientFrame)}, protocol.CloseTooBig},
+		{"malformed", []string{"activity ago=-1"}, protocol.ClosePolicy},
+		{"unknown kind", []string{"hello"}, protocol.ClosePolicy},
+		{"server kind", []string{"logout reason=idle"}, protocol.ClosePolicy},
+		{"burst", repeat("activity ago=0", 30), protocol.ClosePolicy},
+	} {
+		// Alternate users: the login limit allows 5 attempts a minute each.
+		user := []string{"cashier", "viewer"}[len(tc.frames)%2]
+		t.Run(tc.name, func(t *testing.T) {
+			tok, _ := mustLogin(t, s.base, user, "demo")
+			ws := dialSocket(t, s, tok, "")
+			readFrame(t, ws)
+			for _, f := range tc.frames {
+				ws.SetWriteDeadline(time.Now().Add(waitLimit))
+				if err := ws.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
+					break // the server may close mid-burst
+				}
+			}
+			frames, code := readUntilClose(t, ws)
+			if code != tc.want {
+				t.Errorf("close code: got %d (after %v), want %d", code, frames, tc.want)
+			}
+			for _, m := range frames {
+				if m.Kind == protocol.Logout {
+					t.Errorf("got a logout frame, want only a close: a bad frame is not a sign-out")
+				}
+			}
+			// The session itself lives on.
+			if code, body := sessionStatus(t, s.base, tok); code != http.StatusOK {
+				t.Errorf("GET /api/session after the close: got %d %s, want 200", code, body)
+			}
+		})
+	}
+	t.Run("binary", func(t *testing.T) {
+		tok, _ := mustLogin(t, s.base, "admin", "demo")
+		ws := dialSocket(t, s, tok, "")
+		readFrame(t, ws)
+		ws.WriteMessage(websocket.BinaryMessage, []byte("sync"))
+		if _, code := readUntilClose(t, ws); code != protocol.ClosePolicy {
+			t.Errorf("close code: got %d, want %d", code, protocol.ClosePolicy)
+		}
+	})
+	t.Run("max tabs", func(t *testing.T) {
+		tok, _ := mustLogin(t, s.base, "admin", "demo")
+		a := dialSocket(t, s, tok, "")
+		dialSocket(t, s, tok, "")
+		if got := dialStatus(t, s, bearer(tok)); got != http.StatusTooManyRequests {
+			t.Errorf("third socket: got %d, want 429", got)
+		}
+		// Closing one makes room again.
+		a.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		readUntilClose(t, a)
+		var got int
+		for deadline := time.Now().Add(waitLimit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got = dialStatus(t, s, bearer(tok)); got == http.StatusSwitchingProtocols {
+				break
+			}
+		}
+		if got != http.StatusSwitchingProtocols {
+			t.Errorf("socket after one closed: got %d, want 101", got)
+		}
+	})
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
