@@ -147,6 +147,7 @@ func (c *Conn) readLoop() {
 			continue
 		}
 		n, err := io.ReadFull(r, c.buf[:])
+		c.hub.frames.Add(1)
 		if errors.Is(err, websocket.ErrReadLimit) {
 			c.Close(protocol.CloseTooBig, "frame too big")
 			continue

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -65,6 +66,8 @@ type Hub struct {
 	count    int
 	closing  bool
 	wg       sync.WaitGroup // one per reader goroutine
+
+	frames atomic.Uint64 // client frames read, for load measurement
 }
 
 // New returns an empty hub.
@@ -125,6 +128,10 @@ func (h *Hub) Count() int {
 	defer h.mu.Unlock()
 	return h.count
 }
+
+// Frames is the number of client frames read from every socket since the
+// hub was made (a load test's measure of what the server absorbed).
+func (h *Hub) Frames() uint64 { return h.frames.Load() }
 
 // Connected reports how many sockets session sid has open.
 func (h *Hub) Connected(sid string) int {
