@@ -45,5 +45,12 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./server/protocol -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
+# The load harness (docs/BENCHMARKS.md): the whole table in under 10 minutes.
+# A quick run for development: make bench BENCHFLAGS=-quick
+BENCHFLAGS ?=
+bench: build
+	$(GO) build -o bin/idleload ./server/cmd/idleload
+	./bin/idleload -server-bin bin/idleguard $(BENCHFLAGS)
+
 clean:
 	rm -rf bin $(BUILD)/idleguard.wasm* $(BUILD)/wasm_exec.js*

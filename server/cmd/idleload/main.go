@@ -1,0 +1,108 @@
+// Command idleload measures how many idle POS sockets one idleguard server
+// holds and how well it keeps time with them, side by side with a plain
+// gorilla/websocket echo server (the baseline) in the same run.
+//
+//	idleload [flags]          run the whole table (make bench)
+//	idleload -quick           the same, with short soaks, for development
+//	idleload client -plan F   (started by the run) hold a share of the sockets
+//	idleload echo             (started by the run) the baseline server
+//
+// The run builds the real idleguard binary, starts it and the baseline as
+// subprocesses on 127.0.0.1, and spreads the sockets over several client
+// processes: on this machine a process may hold at most 20,000 open files.
+// Every phase is bounded in count and time, and the run stops by itself.
+// See docs/BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var err error
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "client":
+		err = runClient(os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "echo":
+		err = runEcho(os.Args[2:])
+	default:
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		var cfg config
+		if cfg, err = parseConfig(os.Args[1:]); err == nil {
+			err = orchestrate(ctx, cfg)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idleload:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the run's shape.
+type config struct {
+	sockets    int           // per server
+	clients    int           // client processes
+	late       int           // sessions whose deadlines share one second
+	settle     time.Duration // after the last socket opened, before the first measure
+	soak       time.Duration // idle time between the two memory measures
+	warm       time.Duration // activity before the throughput window
+	window     time.Duration // the throughput window
+	rate       float64       // activity frames a second per socket
+	serverBin  string
+	keep       bool
+	profileDir string
+	jsonOut    string
+}
+
+func parseConfig(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("idleload", flag.ContinueOnError)
+	quick := fs.Bool("quick", false, "development run: 20 s soak, 5 s settle, 4 s throughput windows")
+	fs.IntVar(&c.sockets, "sockets", 19000, "sockets per server (clamped to the servers' open-files limit minus 500)")
+	fs.IntVar(&c.clients, "clients", 4, "client processes (raised if the sockets do not fit their open-files limit)")
+	fs.IntVar(&c.late, "late", 5000, "sessions whose deadlines fall within the same second")
+	fs.DurationVar(&c.settle, "settle", 10*time.Second, "wait after connecting before the first memory measure")
+	fs.DurationVar(&c.soak, "soak", 5*time.Minute, "idle soak between the memory measures")
+	fs.DurationVar(&c.warm, "warm", 2*time.Second, "activity before each throughput window opens")
+	fs.DurationVar(&c.window, "window", 6*time.Second, "throughput window of each rate step")
+	fs.Float64Var(&c.rate, "rate", 18, "activity frames a second per socket (the server allows 20)")
+	fs.StringVar(&c.serverBin, "server-bin", "", "idleguard binary to run (default: go build ./server into the run's temp dir)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the run's temp dir (data, logs, plans)")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "save the servers' heap and goroutine profiles after the soak and CPU profiles of the throughput window here")
+	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["soak"] {
+			c.soak = 20 * time.Second
+		}
+		if !set["settle"] {
+			c.settle = 5 * time.Second
+		}
+		if !set["window"] {
+			c.window = 4 * time.Second
+		}
+	}
+	switch {
+	case c.sockets < 1 || c.clients < 1:
+		return c, fmt.Errorf("-sockets and -clients must be positive")
+	case c.late < 0 || c.late > c.sockets:
+		return c, fmt.Errorf("-late must be from 0 to -sockets")
+	case c.rate <= 0 || c.rate > 20:
+		return c, fmt.Errorf("-rate must be above 0 and at most 20 (the server's per-socket limit)")
+	}
+	return c, nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"idleguard/server/guard"
+	"idleguard/server/sqlite"
+	"idleguard/server/token"
+)
+
+// The data a run starts from. Sessions are written straight into the store
+// (sqlite.DB.CreateSession) and their tokens minted with the server's own
+// key: 19,000 bcrypt logins would take about 20 minutes of CPU and measure
+// bcrypt, not sockets. The one administrator who changes the setting signs
+// in through the real POST /api/login.
+
+const (
+	// initialExpiration is the Expiration Time the run starts with: longer
+	// than any run, so nothing ends before the sign-out phase.
+	initialExpiration = 86400
+	// lateBack is how long before the run the sign-out group was last
+	// active; the setting change later picks the Expiration Time that puts
+	// their deadlines in one chosen second.
+	lateBack = 3600 * time.Second
+	// cashiers share the sessions, as tills share a few accounts.
+	cashiers = 200
+)
+
+type dataset struct {
+	dir       string
+	tokens    []string // by session index
+	late      []int64  // deadline offset in ms within the sign-out second, or -1
+	base      time.Time
+	adminName string
+	adminPass string
+}
+
+// lastActivity is where session i's idle clock starts: base for most, and
+// for the sign-out group lateBack earlier plus its offset, so that one
+// Expiration Time puts all their deadlines within one second.
+func (d *dataset) lastActivity(i int) time.Time {
+	if d.late[i] < 0 {
+		return d.base
+	}
+	return d.base.Add(-lateBack + time.Duration(d.late[i])*time.Millisecond)
+}
+
+// prepare fills dir with a store holding n sessions, the first k of them in
+// the sign-out group, and the signing key.
+func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "idleguard.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	d := &dataset{dir: dir, adminName: "bench-admin", adminPass: randomID()}
+
+	admins := guard.Group{Name: "bench-admins", Permissions: []guard.Permission{guard.DeveloperView, guard.DeveloperEdit}}
+	tills := guard.Group{Name: "bench-cashiers"}
+	for _, g := range []guard.Group{admins, tills} {
+		if err := db.PutGroup(ctx, g); err != nil {
+			return nil, err
+		}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(d.adminPass), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.AddUser(ctx, guard.User{Name: d.adminName, Group: admins.Name, PasswordHash: hash}); err != nil {
+		return nil, err
+	}
+	var users []guard.User
+	for i := range cashiers {
+		u, err := db.AddUser(ctx, guard.User{Name: fmt.Sprintf("till%03d", i), Group: tills.Name, PasswordHash: hash})
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+
+	now := time.Now().Round(0)
+	if err := db.SaveSettings(ctx,
+		guard.Settings{ExpirationSeconds: initialExpiration, UpdatedBy: "idleload", UpdatedAt: now},
+		guard.SettingsChange{At: now, By: "idleload", Old: guard.DefaultExpirationSeconds, New: initialExpiration}); err != nil {
+		return nil, err
+	}
+
+	key, err := token.LoadOrCreateKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	iss := token.New(key, token.Config{Issuer: "idleguard", Audience: "pos"})
+
+	d.base = now.Truncate(time.Second)
+	d.tokens = make([]string, n)
+	d.late = make([]int64, n)
+	for i := range n {
+		d.late[i] = -1
+		if i < k {
+			d.late[i] = int64(i) * 1000 / int64(k) // spread over the second
+		}
+		u := users[i%len(users)]
+		sid := randomID()
+		last := d.lastActivity(i)
+		if err := db.CreateSession(ctx, guard.Session{ID: sid, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
+			return nil, err
+		}
+		tok, _, err := iss.Issue(u.Name, sid, last.Add(initialExpiration*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		d.tokens[i] = tok
+	}
+	return d, nil
+}
+
+func randomID() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
