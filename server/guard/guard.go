@@ -61,6 +61,13 @@ type Activity struct {
 	LastActivity time.Time
 }
 
+// Revocation ends one session: when and why (a sign-out reason word).
+type Revocation struct {
+	SessionID string
+	At        time.Time
+	Reason    string
+}
+
 // Expiration Time bounds, in seconds.
 const (
 	DefaultExpirationSeconds = 172800   // 2 days, as the POS ships

@@ -49,6 +49,10 @@ type SessionStore interface {
 	SaveActivity(ctx context.Context, batch []Activity) error
 	// RevokeSession ends a session for good; revoking twice is no error.
 	RevokeSession(ctx context.Context, id string, at time.Time, reason string) error
+	// RevokeSessions ends many sessions in one transaction (the idle
+	// clock's expiries, written behind); unknown IDs are skipped and a
+	// session already revoked keeps its first time and reason.
+	RevokeSessions(ctx context.Context, batch []Revocation) error
 	// PurgeSessions deletes sessions revoked before the given time and
 	// reports how many.
 	PurgeSessions(ctx context.Context, revokedBefore time.Time) (int, error)

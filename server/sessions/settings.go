@@ -126,12 +126,18 @@ func (s *Service) Flush(ctx context.Context, buf []guard.Activity) error {
 	s.revokeMu.Unlock()
 	written := 0
 	var err error
-	for _, r := range revokes {
-		if err = s.store.RevokeSession(ctx, r.sid, r.at, r.reason.String()); err != nil {
-			err = fmt.Errorf("sessions: flush revocations: %w", err)
-			break
+	if len(revokes) > 0 {
+		// One transaction for the batch: a second in which thousands of
+		// sessions end must not spend it committing them one by one.
+		batch := make([]guard.Revocation, len(revokes))
+		for i, r := range revokes {
+			batch[i] = guard.Revocation{SessionID: r.sid, At: r.at, Reason: r.reason.String()}
 		}
-		written++
+		if err = s.store.RevokeSessions(ctx, batch); err != nil {
+			err = fmt.Errorf("sessions: flush revocations: %w", err)
+		} else {
+			written = len(revokes)
+		}
 	}
 	// Only Flush removes, and only from the front (Expire appends); Run is
 	// its one caller, so no other Flush removed these meanwhile.
