@@ -1,8 +1,6 @@
 package hub
 
 import (
-	"errors"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +29,7 @@ type Conn struct {
 	// Reader-only state.
 	windowStart time.Time
 	frames      int
-	buf         [protocol.MaxClientFrame]byte
+	rs          readState
 }
 
 type outFrame struct {
@@ -122,52 +120,26 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// readLoop is the socket's one reader. It owns ws's read side and, when it
-// ends, the socket's teardown.
+// readLoop is the socket's one reader (read.go). It owns the read side
+// and, when it ends, the socket's teardown.
 func (c *Conn) readLoop() {
 	defer c.hub.wg.Done()
 	defer c.teardown()
-	c.ws.SetReadLimit(protocol.MaxClientFrame)
-	c.ws.SetReadDeadline(time.Now().Add(pongWait))
-	// Pongs prove the peer is there; they are never activity.
-	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
-	})
+	c.initReader()
+	c.ws.NetConn().SetReadDeadline(time.Now().Add(pongWait))
 	c.mu.Lock()
 	c.ping = time.AfterFunc(pingPeriod, c.sendPing)
 	c.mu.Unlock()
-
 	for {
-		kind, r, err := c.ws.NextReader()
+		b, n, err := c.readSome()
 		if err != nil {
 			return
 		}
-		if kind != websocket.TextMessage {
-			c.Close(protocol.ClosePolicy, "text frames only")
-			continue
-		}
-		n, err := io.ReadFull(r, c.buf[:])
-		c.hub.frames.Add(1)
-		if errors.Is(err, websocket.ErrReadLimit) {
-			c.Close(protocol.CloseTooBig, "frame too big")
-			continue
-		}
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		ok := c.consume(b[:n])
+		readBufs.Put(b)
+		if !ok {
 			return
 		}
-		if !c.allowFrame() {
-			c.Close(protocol.ClosePolicy, "too many frames")
-			continue
-		}
-		m, err := protocol.Parse(c.buf[:n])
-		if err != nil || !m.Kind.FromClient() {
-			c.Close(protocol.ClosePolicy, "malformed frame")
-			continue
-		}
-		if c.isClosed() {
-			continue // draining until the peer answers our close
-		}
-		c.handler.HandleFrame(c, m)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package hub holds the open WebSockets of every session on this node: one
-// reader goroutine per socket, writes queued and flushed by a writer that
-// exists only while there is something to write, ping/pong liveness, and
-// fan-out of frames to all the tabs of a session.
+// reader goroutine per socket (it reads frames itself, read.go), writes
+// queued and flushed by a writer that exists only while there is something
+// to write, ping/pong liveness, and fan-out of frames to all the tabs of a
+// session.
 package hub
 
 import (
@@ -78,11 +79,13 @@ func New(log *slog.Logger, cfg Config) *Hub {
 	return &Hub{log: log, cfg: cfg, sessions: make(map[string][]*Conn)}
 }
 
-// Upgrader returns a websocket.Upgrader sized for many idle sockets: a small
-// read buffer and pooled write buffers. checkOrigin is the allowlist.
+// Upgrader returns a websocket.Upgrader sized for many idle sockets: the
+// smallest read buffer gorilla allows (the hub reads frames itself, see
+// read.go, so it is never used) and pooled write buffers. checkOrigin is
+// the allowlist.
 func Upgrader(checkOrigin func(r *http.Request) bool) *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize:   512,
+		ReadBufferSize:   1,
 		WriteBufferPool:  writeBuffers,
 		CheckOrigin:      checkOrigin,
 		HandshakeTimeout: 10 * time.Second,

@@ -1,0 +1,183 @@
+package hub
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"idleguard/server/protocol"
+)
+
+// The hub reads client frames itself (read.go); these tests write raw
+// frames to check it reads them as a WebSocket server must.
+
+type recorder chan protocol.Message
+
+func (r recorder) HandleFrame(c *Conn, m protocol.Message) { r <- m }
+
+// dial starts a hub behind a test server and opens one socket to it.
+func dial(t *testing.T) (*websocket.Conn, recorder) {
+	t.Helper()
+	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{})
+	rec := make(recorder, 16)
+	up := Upgrader(func(*http.Request) bool { return true })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		h.Attach(ws, "s1", rec)
+	}))
+	t.Cleanup(srv.Close)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws, rec
+}
+
+// frame encodes one client frame, masked unless unmasked is set.
+func frame(fin bool, op byte, payload string, unmasked bool) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	out := []byte{b0}
+	n := len(payload)
+	maskBit := byte(0x80)
+	if unmasked {
+		maskBit = 0
+	}
+	switch {
+	case n < 126:
+		out = append(out, maskBit|byte(n))
+	case n < 1<<16:
+		out = append(out, maskBit|126)
+		out = binary.BigEndian.AppendUint16(out, uint16(n))
+	default:
+		out = append(out, maskBit|127)
+		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	}
+	if unmasked {
+		return append(out, payload...)
+	}
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	out = append(out, key[:]...)
+	for i := range len(payload) {
+		out = append(out, payload[i]^key[i&3])
+	}
+	return out
+}
+
+func write(t *testing.T, ws *websocket.Conn, chunks ...[]byte) {
+	t.Helper()
+	for _, c := range chunks {
+		if _, err := ws.NetConn().Write(c); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // separate reads on the server
+	}
+}
+
+func want(t *testing.T, rec recorder, ago int64) {
+	t.Helper()
+	select {
+	case m := <-rec:
+		if m.Kind != protocol.Activity || m.AgoMs != ago {
+			t.Fatalf("got %+v, want activity ago=%d", m, ago)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no frame, want activity ago=%d", ago)
+	}
+}
+
+// wantClose reads until the server's close frame and checks its code.
+func wantClose(t *testing.T, ws *websocket.Conn, code int) {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("got %v, want close %d", err, code)
+		}
+		if ce.Code != code {
+			t.Fatalf("got close %d (%s), want %d", ce.Code, ce.Text, code)
+		}
+		return
+	}
+}
+
+func TestReadSplitAndJoinedFrames(t *testing.T) {
+	ws, rec := dial(t)
+	f := frame(true, websocket.TextMessage, "activity ago=5", false)
+	write(t, ws, f[:1], f[1:7], f[7:]) // header and payload in pieces
+	want(t, rec, 5)
+	both := append(frame(true, websocket.TextMessage, "activity ago=6", false),
+		frame(true, websocket.TextMessage, "activity ago=7", false)...)
+	write(t, ws, both)
+	want(t, rec, 6)
+	want(t, rec, 7)
+}
+
+func TestReadFragmentsWithPingBetween(t *testing.T) {
+	ws, rec := dial(t)
+	pong := make(chan string, 1)
+	ws.SetPongHandler(func(s string) error { pong <- s; return nil })
+	go ws.ReadMessage() // runs the pong handler
+	write(t, ws,
+		frame(false, websocket.TextMessage, "activity", false),
+		frame(true, websocket.PingMessage, "hi", false),
+		frame(true, 0, " ago=9", false))
+	want(t, rec, 9)
+	select {
+	case s := <-pong:
+		if s != "hi" {
+			t.Fatalf("pong %q, want %q", s, "hi")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong for the ping")
+	}
+}
+
+func TestReadRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+		code int
+	}{
+		{"binary", frame(true, websocket.BinaryMessage, "activity ago=1", false), protocol.ClosePolicy},
+		{"malformed", frame(true, websocket.TextMessage, "hello", false), protocol.ClosePolicy},
+		{"too big", frame(true, websocket.TextMessage, strings.Repeat("x", protocol.MaxClientFrame+1), false), protocol.CloseTooBig},
+		{"too big in fragments", append(frame(false, websocket.TextMessage, strings.Repeat("x", 200), false),
+			frame(true, 0, strings.Repeat("x", 100), false)...), protocol.CloseTooBig},
+		{"unmasked", frame(true, websocket.TextMessage, "activity ago=1", true), websocket.CloseProtocolError},
+		{"continuation first", frame(true, 0, "activity ago=1", false), websocket.CloseProtocolError},
+		{"long ping", frame(true, websocket.PingMessage, strings.Repeat("x", 126), false), websocket.CloseProtocolError},
+		{"reserved bits", append([]byte{0xc1}, frame(true, websocket.TextMessage, "sync", false)[1:]...), websocket.CloseProtocolError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, _ := dial(t)
+			write(t, ws, tc.data)
+			wantClose(t, ws, tc.code)
+		})
+	}
+}
+
+func TestReadAnswersClose(t *testing.T) {
+	ws, _ := dial(t)
+	write(t, ws, frame(true, websocket.CloseMessage, string(websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")), false))
+	wantClose(t, ws, websocket.CloseNormalClosure)
+}
