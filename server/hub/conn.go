@@ -24,7 +24,10 @@ type Conn struct {
 	queue   []outFrame
 	writing bool // a writer goroutine owns ws's write side
 	closed  bool // a close frame is queued or sent: nothing more goes out
-	ping    *time.Timer
+
+	// pingAt is when the hub's pinger next pings the socket, in ns on the
+	// hub's clock; guarded by the hub's lock.
+	pingAt int64
 
 	// Reader-only state.
 	windowStart time.Time
@@ -127,9 +130,6 @@ func (c *Conn) readLoop() {
 	defer c.teardown()
 	c.initReader()
 	c.ws.NetConn().SetReadDeadline(time.Now().Add(pongWait))
-	c.mu.Lock()
-	c.ping = time.AfterFunc(pingPeriod, c.sendPing)
-	c.mu.Unlock()
 	for {
 		b, n, err := c.readSome()
 		if err != nil {
@@ -160,21 +160,9 @@ func (c *Conn) isClosed() bool {
 	return c.closed
 }
 
-func (c *Conn) sendPing() {
-	c.enqueue(outFrame{ping: true})
-	c.mu.Lock()
-	if !c.closed && c.ping != nil {
-		c.ping.Reset(pingPeriod)
-	}
-	c.mu.Unlock()
-}
-
 func (c *Conn) teardown() {
 	c.mu.Lock()
 	c.closed = true
-	if c.ping != nil {
-		c.ping.Stop()
-	}
 	c.mu.Unlock()
 	c.hub.remove(c)
 	c.ws.Close()

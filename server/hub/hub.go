@@ -28,6 +28,9 @@ const (
 	pongWait = 60 * time.Second
 	// pingPeriod must be less than pongWait.
 	pingPeriod = pongWait * 9 / 10
+	// pingTick is how often the pinger looks for sockets due a ping; a
+	// ping may be this much late.
+	pingTick = time.Second
 	// closeGrace is how long to wait for the peer's close frame after ours.
 	closeGrace = time.Second
 	// maxQueue frames waiting for a slow client before it is dropped.
@@ -68,6 +71,12 @@ type Hub struct {
 	closing  bool
 	wg       sync.WaitGroup // one per reader goroutine
 
+	// One pinger for every socket, started with the first: a timer per
+	// socket would cost each idle socket some 200 bytes more.
+	epoch   time.Time
+	pinging bool
+	stop    chan struct{}
+
 	frames atomic.Uint64 // client frames read, for load measurement
 }
 
@@ -76,7 +85,7 @@ func New(log *slog.Logger, cfg Config) *Hub {
 	if cfg.MaxPerSession <= 0 {
 		cfg.MaxPerSession = 16
 	}
-	return &Hub{log: log, cfg: cfg, sessions: make(map[string][]*Conn)}
+	return &Hub{log: log, cfg: cfg, sessions: make(map[string][]*Conn), epoch: time.Now(), stop: make(chan struct{})}
 }
 
 // Upgrader returns a websocket.Upgrader sized for many idle sockets: the
@@ -120,9 +129,49 @@ func (h *Hub) Attach(ws *websocket.Conn, sid string, handler FrameHandler) (*Con
 	h.sessions[sid] = append(h.sessions[sid], c)
 	h.count++
 	h.wg.Add(1)
+	c.pingAt = h.clock() + int64(pingPeriod)
+	if !h.pinging {
+		h.pinging = true
+		go h.pinger()
+	}
 	h.mu.Unlock()
 	go c.readLoop()
 	return c, nil
+}
+
+// clock is the time on the pinger's scale: monotonic ns since New.
+func (h *Hub) clock() int64 { return int64(time.Since(h.epoch)) }
+
+// pinger pings each socket every pingPeriod until Shutdown. Pongs, read by
+// the socket's reader, renew its read deadline; a peer that stops
+// answering is dropped when the deadline passes.
+func (h *Hub) pinger() {
+	t := time.NewTicker(pingTick)
+	defer t.Stop()
+	var due []*Conn
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		now := h.clock()
+		h.mu.Lock()
+		for _, conns := range h.sessions {
+			for _, c := range conns {
+				if c.pingAt <= now {
+					c.pingAt = now + int64(pingPeriod)
+					due = append(due, c)
+				}
+			}
+		}
+		h.mu.Unlock()
+		for i, c := range due {
+			c.enqueue(outFrame{ping: true})
+			due[i] = nil
+		}
+		due = due[:0]
+	}
 }
 
 // Count is the number of open sockets.
@@ -200,6 +249,9 @@ func (h *Hub) SignOut(sid string, reason protocol.Reason, expirationS int64) {
 // every reader to end or ctx to be done, when it closes what is left.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
+	if !h.closing {
+		close(h.stop)
+	}
 	h.closing = true
 	var all []*Conn
 	for _, conns := range h.sessions {

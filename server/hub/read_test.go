@@ -181,3 +181,24 @@ func TestReadAnswersClose(t *testing.T) {
 	write(t, ws, frame(true, websocket.CloseMessage, string(websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")), false))
 	wantClose(t, ws, websocket.CloseNormalClosure)
 }
+
+type discard struct{}
+
+func (discard) HandleFrame(*Conn, protocol.Message) {}
+
+// BenchmarkReadActivity is the hub's cost of one activity frame once its
+// bytes are read: unmask, rate check, parse (the handler does nothing).
+func BenchmarkReadActivity(b *testing.B) {
+	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{})
+	c := &Conn{hub: h, handler: discard{}}
+	f := frame(true, websocket.TextMessage, "activity ago=250", false)
+	buf := make([]byte, len(f))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, f) // consume unmasks in place
+		c.frames = 0 // stay under the rate limit
+		if !c.consume(buf) {
+			b.Fatal("consume ended the socket")
+		}
+	}
+}
