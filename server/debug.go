@@ -64,22 +64,27 @@ type stats struct {
 	HeapAlloc  uint64 `json:"heap_alloc"`
 	HeapInuse  uint64 `json:"heap_inuse"`
 	StackInuse uint64 `json:"stack_inuse"`
-	Sys        uint64 `json:"sys"`
-	NumGC      uint32 `json:"num_gc"`
+	// HeapIdle - HeapReleased is free heap the runtime keeps for reuse.
+	HeapIdle     uint64 `json:"heap_idle"`
+	HeapReleased uint64 `json:"heap_released"`
+	Sys          uint64 `json:"sys"`
+	NumGC        uint32 `json:"num_gc"`
 }
 
 func readStats(h *hub.Hub, tracker *idle.Tracker) stats {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return stats{
-		Goroutines: runtime.NumGoroutine(),
-		Sockets:    h.Count(),
-		Sessions:   tracker.Len(),
-		Frames:     h.Frames(),
-		HeapAlloc:  m.HeapAlloc,
-		HeapInuse:  m.HeapInuse,
-		StackInuse: m.StackInuse,
-		Sys:        m.Sys,
-		NumGC:      m.NumGC,
+		Goroutines:   runtime.NumGoroutine(),
+		Sockets:      h.Count(),
+		Sessions:     tracker.Len(),
+		Frames:       h.Frames(),
+		HeapAlloc:    m.HeapAlloc,
+		HeapInuse:    m.HeapInuse,
+		StackInuse:   m.StackInuse,
+		HeapIdle:     m.HeapIdle,
+		HeapReleased: m.HeapReleased,
+		Sys:          m.Sys,
+		NumGC:        m.NumGC,
 	}
 }

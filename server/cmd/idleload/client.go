@@ -50,6 +50,9 @@ type command struct {
 	Srv  string  `json:"srv,omitempty"`
 	Rate float64 `json:"rate,omitempty"` // frames a second per socket
 	Ms   int64   `json:"ms,omitempty"`
+	// SkipLate: connect only the sockets outside the sign-out group (their
+	// sessions have ended).
+	SkipLate bool `json:"skip_late,omitempty"`
 }
 
 // socketReport is one socket's story, for the orchestrator to judge.
@@ -218,7 +221,7 @@ func localIP(client, k int) net.IP {
 	return net.IPv4(127, byte(1+client/250), byte(1+client%250), byte(1+k%64))
 }
 
-func (cl *client) connect() reply {
+func (cl *client) connect(c command) reply {
 	start := time.Now()
 	rep := reply{Cmd: "connect", Client: cl.plan.Client, OK: map[string]int{}}
 	var mu sync.Mutex
@@ -265,6 +268,11 @@ func (cl *client) connect() reply {
 		}()
 	}
 	for k, s := range cl.socks {
+		if c.SkipLate && s.ps.Late >= 0 {
+			continue
+		}
+		s.ws = nil
+		s.dead.Store(false)
 		s.done = make(chan struct{})
 		work <- k
 	}
@@ -398,7 +406,7 @@ func runClient(args []string) error {
 		var r reply
 		switch c.Cmd {
 		case "connect":
-			r = cl.connect()
+			r = cl.connect(c)
 		case "send":
 			r = cl.send(c)
 		case "report":

@@ -284,14 +284,16 @@ func runEcho(args []string) error {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		json.NewEncoder(w).Encode(serverStats{
-			Goroutines: runtime.NumGoroutine(),
-			Sockets:    int(h.sockets.Load()),
-			Frames:     h.frames.Load(),
-			HeapAlloc:  m.HeapAlloc,
-			HeapInuse:  m.HeapInuse,
-			StackInuse: m.StackInuse,
-			Sys:        m.Sys,
-			NumGC:      m.NumGC,
+			Goroutines:   runtime.NumGoroutine(),
+			Sockets:      int(h.sockets.Load()),
+			Frames:       h.frames.Load(),
+			HeapAlloc:    m.HeapAlloc,
+			HeapInuse:    m.HeapInuse,
+			StackInuse:   m.StackInuse,
+			HeapIdle:     m.HeapIdle,
+			HeapReleased: m.HeapReleased,
+			Sys:          m.Sys,
+			NumGC:        m.NumGC,
 		})
 	})
 

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -56,6 +57,7 @@ type config struct {
 	window     time.Duration // the throughput window
 	rate       float64       // activity frames a second per socket
 	serverBin  string
+	serverEnv  []string
 	keep       bool
 	profileDir string
 	jsonOut    string
@@ -74,6 +76,13 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.window, "window", 6*time.Second, "throughput window of each rate step")
 	fs.Float64Var(&c.rate, "rate", 18, "activity frames a second per socket (the server allows 20)")
 	fs.StringVar(&c.serverBin, "server-bin", "", "idleguard binary to run (default: go build ./server into the run's temp dir)")
+	fs.Func("server-env", "add NAME=VALUE to idleguard's environment (repeatable), e.g. GOGC=50 for an experiment", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want NAME=VALUE")
+		}
+		c.serverEnv = append(c.serverEnv, v)
+		return nil
+	})
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's temp dir (data, logs, plans)")
 	fs.StringVar(&c.profileDir, "profile-dir", "", "save the servers' heap and goroutine profiles after the soak and CPU profiles of the throughput window here")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")

@@ -30,13 +30,14 @@ type server struct {
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
-func startServer(name string, args []string, logPath, addr, debugAddr string) (*server, error) {
+func startServer(name string, env, args []string, logPath, addr, debugAddr string) (*server, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -78,15 +79,17 @@ func (s *server) stop() {
 
 // serverStats is /debug/stats of either server.
 type serverStats struct {
-	Goroutines int    `json:"goroutines"`
-	Sockets    int    `json:"sockets"`
-	Sessions   int    `json:"sessions"`
-	Frames     uint64 `json:"frames"`
-	HeapAlloc  uint64 `json:"heap_alloc"`
-	HeapInuse  uint64 `json:"heap_inuse"`
-	StackInuse uint64 `json:"stack_inuse"`
-	Sys        uint64 `json:"sys"`
-	NumGC      uint32 `json:"num_gc"`
+	Goroutines   int    `json:"goroutines"`
+	Sockets      int    `json:"sockets"`
+	Sessions     int    `json:"sessions"`
+	Frames       uint64 `json:"frames"`
+	HeapAlloc    uint64 `json:"heap_alloc"`
+	HeapInuse    uint64 `json:"heap_inuse"`
+	StackInuse   uint64 `json:"stack_inuse"`
+	HeapIdle     uint64 `json:"heap_idle"`
+	HeapReleased uint64 `json:"heap_released"`
+	Sys          uint64 `json:"sys"`
+	NumGC        uint32 `json:"num_gc"`
 }
 
 var httpc = &http.Client{Timeout: 60 * time.Second}
