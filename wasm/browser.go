@@ -29,7 +29,9 @@ type browser struct {
 
 	onOpen, onMessage, onClose js.Func // shared by every socket in turn
 	onTick, onResume, ignore   js.Func
-	interval                   js.Value
+	timer                      js.Value // the pending setTimeout for onTick, or null
+	timerDue                   int64
+	stopped                    bool
 	dialog                     warningDialog
 }
 
@@ -53,6 +55,7 @@ func newBrowser() (*browser, error) {
 		loginURL:  stringOr(cfg.Get("loginURL"), "/login"),
 		socketURL: stringOr(cfg.Get("socketURL"), ""),
 		ws:        js.Null(),
+		timer:     js.Null(),
 	}
 	if b.socketURL == "" || b.input.Type() != js.TypeObject {
 		return nil, errors.New("the loader gave no socket URL or input sample")
@@ -80,6 +83,7 @@ func (b *browser) start() {
 	b.onOpen = js.FuncOf(func(this js.Value, _ []js.Value) any {
 		if this.Equal(b.ws) {
 			b.guard.Opened(b.nowMs())
+			b.schedule()
 		}
 		return nil
 	})
@@ -87,6 +91,7 @@ func (b *browser) start() {
 		if this.Equal(b.ws) && len(args) > 0 {
 			if data := args[0].Get("data"); data.Type() == js.TypeString {
 				b.guard.Received(b.nowMs(), []byte(data.String()))
+				b.schedule()
 			}
 		}
 		return nil
@@ -97,34 +102,61 @@ func (b *browser) start() {
 		}
 		b.detach()
 		b.guard.Closed(b.nowMs(), args[0].Get("code").Int())
+		b.schedule()
 		return nil
 	})
 	b.onTick = js.FuncOf(func(js.Value, []js.Value) any {
+		b.timer = js.Null()
 		b.guard.Tick(b.nowMs(), b.inputMs())
+		b.schedule()
 		return nil
 	})
 	b.onResume = js.FuncOf(func(js.Value, []js.Value) any {
 		if b.document.Get("visibilityState").String() == "visible" {
 			b.guard.Resume(b.nowMs())
+			b.schedule()
 		}
 		return nil
 	})
 	b.ignore = js.FuncOf(func(js.Value, []js.Value) any { return nil })
 	b.dialog.init(
-		func() { b.guard.Stay(b.nowMs(), b.inputMs()) },
-		func() { b.guard.SignOutNow(b.nowMs()) },
+		func() { b.guard.Stay(b.nowMs(), b.inputMs()); b.schedule() },
+		func() { b.guard.SignOutNow(b.nowMs()); b.schedule() },
 	)
 	b.document.Call("addEventListener", "visibilitychange", b.onResume)
 	b.window.Call("addEventListener", "online", b.onResume)
-	b.interval = b.window.Call("setInterval", b.onTick, TickMs)
 	b.glob.Set("started", true)
 	b.guard.Start(b.nowMs())
+	b.schedule()
+}
+
+// schedule sets the timer for the guard's next tick, after every call into
+// the guard: one timer, moved earlier when the guard needs it sooner.
+func (b *browser) schedule() {
+	if b.stopped {
+		return
+	}
+	now := b.nowMs()
+	d := b.guard.NextTick(now)
+	if d < 0 {
+		return
+	}
+	if !b.timer.IsNull() {
+		if b.timerDue <= now+d {
+			return
+		}
+		b.window.Call("clearTimeout", b.timer)
+	}
+	b.timer, b.timerDue = b.window.Call("setTimeout", b.onTick, d), now+d
 }
 
 // stop undoes start. It runs inside a callback, after which nothing of the
 // module is called again.
 func (b *browser) stop() {
-	b.window.Call("clearInterval", b.interval)
+	b.stopped = true
+	if !b.timer.IsNull() {
+		b.window.Call("clearTimeout", b.timer)
+	}
 	b.document.Call("removeEventListener", "visibilitychange", b.onResume)
 	b.window.Call("removeEventListener", "online", b.onResume)
 	b.Hangup()
@@ -200,15 +232,19 @@ func (b *browser) CheckSession() {
 		status := resp.Get("status").Int()
 		if status != 200 && status != 401 {
 			b.guard.SessionChecked(b.nowMs(), SessionInfo{Status: status})
+			b.schedule()
 			return
 		}
 		then(resp.Call("json"), func(body js.Value) {
 			b.guard.SessionChecked(b.nowMs(), sessionInfo(status, body))
+			b.schedule()
 		}, func(js.Value) {
 			b.guard.SessionChecked(b.nowMs(), SessionInfo{Status: status})
+			b.schedule()
 		})
 	}, func(js.Value) {
 		b.guard.SessionChecked(b.nowMs(), SessionInfo{})
+		b.schedule()
 	})
 }
 
@@ -264,6 +300,9 @@ func (b *browser) Announce(s Status) {
 		"connected":          s.Connected,
 	})
 	b.glob.Set("state", detail)
+	if s.Connected && b.glob.Get("connectedAt").IsNull() {
+		b.glob.Set("connectedAt", b.now.Invoke()) // first connection, for measurements
+	}
 	b.dispatch("idleguard:state", detail)
 }
 

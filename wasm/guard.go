@@ -53,7 +53,8 @@ type SessionInfo struct {
 
 // Tuning. The server's state frame overrides reportMs.
 const (
-	TickMs           = 250   // how often the browser calls Tick
+	TickMs           = 250   // how often Tick runs while something is imminent
+	calmTickMs       = 5000  // the longest wait between ticks
 	defaultReportMs  = 1000  // until the server says otherwise
 	minReportMs      = 100   // never report more often, whatever the server says
 	dialTimeoutMs    = 10000 // a socket still connecting after this is dropped
@@ -208,7 +209,27 @@ func (g *Guard) Received(now int64, frame []byte) {
 	}
 }
 
-// Tick runs every TickMs. input is the timeStamp of the last trusted input
+// NextTick is how long after now the guard wants Tick to run: every TickMs
+// while the dialog counts down, the socket is down or a sign-out is pending;
+// otherwise only as often as activity may be reported. A call into Go costs
+// a page about 250 us of script time, so a calm page is woken rarely.
+// Negative means never (signed out).
+func (g *Guard) NextTick(now int64) int64 {
+	if g.done {
+		return -1
+	}
+	if g.warning || g.link != linkOpen || g.signOutPhase != 0 {
+		return TickMs
+	}
+	d := min(max(g.reportMs, TickMs), calmTickMs)
+	if g.known { // the local fallback, should the server fall silent
+		d = min(d, max(g.deadline+connectedGraceMs-now, TickMs))
+	}
+	return d
+}
+
+// Tick runs when NextTick asked for it (or later: a hidden tab's timers are
+// throttled). input is the timeStamp of the last trusted input
 // the page saw (0 for none).
 func (g *Guard) Tick(now, input int64) {
 	if g.done {

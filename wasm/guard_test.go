@@ -315,3 +315,36 @@ func TestReportMsFloor(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestNextTick(t *testing.T) {
+	g, r := newTestGuard(t) // open, report 1000, deadline 61000
+	if d := g.NextTick(2000); d != 1000 {
+		t.Errorf("calm: %d, want the report interval 1000", d)
+	}
+	g.Received(2000, []byte("state remaining=60000 expiration=60 warn=15000 report=60000"))
+	if d := g.NextTick(2000); d != calmTickMs {
+		t.Errorf("calm, slow reports: %d, want %d", d, calmTickMs)
+	}
+	g.Received(2000, []byte("state remaining=1000 expiration=60 warn=500 report=60000"))
+	if d := g.NextTick(2000); d != 1000+connectedGraceMs {
+		t.Errorf("near the deadline: %d, want %d", d, 1000+connectedGraceMs)
+	}
+	if d := g.NextTick(2000 + 1000 + connectedGraceMs); d != TickMs {
+		t.Errorf("past the deadline: %d, want %d", d, TickMs)
+	}
+	g.Received(3000, []byte("warning remaining=400"))
+	if d := g.NextTick(3000); d != TickMs {
+		t.Errorf("warning: %d, want %d", d, TickMs)
+	}
+	g.Received(3100, []byte("state remaining=60000 expiration=60 warn=15000 report=1000"))
+	g.Closed(3200, 1006)
+	if d := g.NextTick(3200); d != TickMs {
+		t.Errorf("down: %d, want %d", d, TickMs)
+	}
+	g.Received(3300, []byte("logout reason=idle"))
+	r.take()
+	g.Closed(3300, protocol.CloseIdle)
+	if d := g.NextTick(3300); d >= 0 {
+		t.Errorf("signed out: %d, want never", d)
+	}
+}

@@ -16,6 +16,7 @@
 //   config     {loginURL, socketURL, moduleURL, execURL}
 //   input      {last}: event.timeStamp of the last trusted input (0: none)
 //   started    true once the module runs
+//   connectedAt performance.now() when the socket first opened (null before)
 //   state      the last idleguard:state detail
 //                {remaining_ms, expiration_seconds, warning_ms, connected}
 //   signedOut  the idleguard:signout detail {reason, expiration_seconds}
@@ -45,6 +46,7 @@
     },
     input: { last: 0 },
     started: false,
+    connectedAt: null,
     state: null,
     signedOut: null,
     error: null
@@ -54,15 +56,15 @@
   // Only trusted input counts: a script's synthetic events never keep a
   // session alive.
   var input = ig.input;
+  var opts = { capture: true, passive: true };
   function sample(e) {
     if (e.isTrusted && e.timeStamp > input.last) input.last = e.timeStamp;
   }
+  // Listen to pointermove or mousemove, never both (one move, one call).
   var pointer = 'onpointerdown' in window;
   var types = [pointer ? 'pointermove' : 'mousemove', pointer ? 'pointerdown' : 'mousedown',
     'keydown', 'wheel', 'touchstart', 'scroll'];
-  for (var i = 0; i < types.length; i++) {
-    addEventListener(types[i], sample, { capture: true, passive: true });
-  }
+  for (var i = 0; i < types.length; i++) addEventListener(types[i], sample, opts);
 
   function fail(err) {
     ig.error = String(err && err.message || err);
