@@ -263,8 +263,9 @@ func sessionInfo(status int, body js.Value) SessionInfo {
 	}
 	s.RemainingMs, s.HasRemaining = number(body.Get("remaining_ms"))
 	s.ExpirationS, _ = number(body.Get("expiration_seconds"))
-	warnS, _ := number(body.Get("warning_seconds"))
-	s.WarnMs = warnS * 1000
+	if w := body.Get("warning_seconds"); w.Type() == js.TypeNumber { // may be fractional
+		s.WarnMs = int64(w.Float() * 1000)
+	}
 	return s
 }
 

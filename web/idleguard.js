@@ -32,7 +32,13 @@
   var data = (script && script.dataset) || {};
   var base = (script && script.src) || location.href;
 
-  var socket = new URL(data.socketUrl || '/ws', location.href);
+  var socket;
+  try {
+    socket = new URL(data.socketUrl || '/ws', location.href);
+  } catch (err) {
+    console.error('idleguard: data-socket-url is not a URL; using /ws');
+    socket = new URL('/ws', location.href);
+  }
   if (socket.protocol === 'https:') socket.protocol = 'wss:';
   else if (socket.protocol === 'http:') socket.protocol = 'ws:';
 
