@@ -67,9 +67,13 @@
     if (e.isTrusted && e.timeStamp > input.last) input.last = e.timeStamp;
   }
   // Listen to pointermove or mousemove, never both (one move, one call).
+  // Not 'scroll': the browser marks every scroll event trusted, even one a
+  // script caused (an auto-scrolling ticker would keep a till signed in
+  // forever); a person scrolls with the wheel, a touch, a key or the
+  // pointer, which are all here.
   var pointer = 'onpointerdown' in window;
   var types = [pointer ? 'pointermove' : 'mousemove', pointer ? 'pointerdown' : 'mousedown',
-    'keydown', 'wheel', 'touchstart', 'scroll'];
+    'keydown', 'wheel', 'touchstart'];
   for (var i = 0; i < types.length; i++) addEventListener(types[i], sample, opts);
 
   function fail(err) {
