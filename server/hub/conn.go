@@ -25,9 +25,9 @@ type Conn struct {
 	writing bool // a writer goroutine owns ws's write side
 	closed  bool // a close frame is queued or sent: nothing more goes out
 
-	// pingAt is when the hub's pinger next pings the socket, in ns on the
-	// hub's clock; guarded by the hub's lock.
-	pingAt int64
+	// gone: out of the hub (signed out or ended), so the pinger skips it
+	// and drops it from its slot; guarded by the hub's lock.
+	gone bool
 
 	// Reader-only state.
 	windowStart time.Time

@@ -28,9 +28,10 @@ const (
 	pongWait = 60 * time.Second
 	// pingPeriod must be less than pongWait.
 	pingPeriod = pongWait * 9 / 10
-	// pingTick is how often the pinger looks for sockets due a ping; a
-	// ping may be this much late.
-	pingTick = time.Second
+	// pingTick is how often the pinger pings the sockets of one slot of
+	// its wheel (pingPeriod/pingTick slots): a few at a time, so that a
+	// burst of sockets opened together is not pinged all at once.
+	pingTick = 100 * time.Millisecond
 	// closeGrace is how long to wait for the peer's close frame after ours.
 	closeGrace = time.Second
 	// maxQueue frames waiting for a slow client before it is dropped.
@@ -72,8 +73,10 @@ type Hub struct {
 	wg       sync.WaitGroup // one per reader goroutine
 
 	// One pinger for every socket, started with the first: a timer per
-	// socket would cost each idle socket some 200 bytes more.
-	epoch   time.Time
+	// socket would cost each idle socket some 200 bytes more. Each socket
+	// has a slot on the wheel; the pinger visits one slot per pingTick.
+	wheel   [][]*Conn
+	slot    int
 	pinging bool
 	stop    chan struct{}
 
@@ -85,7 +88,8 @@ func New(log *slog.Logger, cfg Config) *Hub {
 	if cfg.MaxPerSession <= 0 {
 		cfg.MaxPerSession = 16
 	}
-	return &Hub{log: log, cfg: cfg, sessions: make(map[string][]*Conn), epoch: time.Now(), stop: make(chan struct{})}
+	return &Hub{log: log, cfg: cfg, sessions: make(map[string][]*Conn),
+		wheel: make([][]*Conn, pingPeriod/pingTick), stop: make(chan struct{})}
 }
 
 // Upgrader returns a websocket.Upgrader sized for many idle sockets: the
@@ -129,7 +133,9 @@ func (h *Hub) Attach(ws *websocket.Conn, sid string, handler FrameHandler) (*Con
 	h.sessions[sid] = append(h.sessions[sid], c)
 	h.count++
 	h.wg.Add(1)
-	c.pingAt = h.clock() + int64(pingPeriod)
+	// The slot just visited comes round again in pingPeriod.
+	prev := (h.slot + len(h.wheel) - 1) % len(h.wheel)
+	h.wheel[prev] = append(h.wheel[prev], c)
 	if !h.pinging {
 		h.pinging = true
 		go h.pinger()
@@ -138,9 +144,6 @@ func (h *Hub) Attach(ws *websocket.Conn, sid string, handler FrameHandler) (*Con
 	go c.readLoop()
 	return c, nil
 }
-
-// clock is the time on the pinger's scale: monotonic ns since New.
-func (h *Hub) clock() int64 { return int64(time.Since(h.epoch)) }
 
 // pinger pings each socket every pingPeriod until Shutdown. Pongs, read by
 // the socket's reader, renew its read deadline; a peer that stops
@@ -155,23 +158,32 @@ func (h *Hub) pinger() {
 			return
 		case <-t.C:
 		}
-		now := h.clock()
-		h.mu.Lock()
-		for _, conns := range h.sessions {
-			for _, c := range conns {
-				if c.pingAt <= now {
-					c.pingAt = now + int64(pingPeriod)
-					due = append(due, c)
-				}
-			}
-		}
-		h.mu.Unlock()
-		for i, c := range due {
-			c.enqueue(outFrame{ping: true})
-			due[i] = nil
-		}
-		due = due[:0]
+		due = h.pingSlot(due)
 	}
+}
+
+// pingSlot pings the sockets of the wheel's next slot; due is scratch.
+func (h *Hub) pingSlot(due []*Conn) []*Conn {
+	h.mu.Lock()
+	kept := h.wheel[h.slot][:0]
+	for _, c := range h.wheel[h.slot] {
+		if !c.gone {
+			kept = append(kept, c)
+			due = append(due, c)
+		}
+	}
+	clear(h.wheel[h.slot][len(kept):])
+	if cap(kept) > 64 && len(kept) < cap(kept)/4 {
+		kept = append([]*Conn(nil), kept...) // let a burst's array go
+	}
+	h.wheel[h.slot] = kept
+	h.slot = (h.slot + 1) % len(h.wheel)
+	h.mu.Unlock()
+	for i, c := range due {
+		c.enqueue(outFrame{ping: true})
+		due[i] = nil
+	}
+	return due[:0]
 }
 
 // Count is the number of open sockets.
@@ -231,6 +243,9 @@ func (h *Hub) SignOut(sid string, reason protocol.Reason, expirationS int64) {
 	conns := h.sessions[sid]
 	delete(h.sessions, sid)
 	h.count -= len(conns)
+	for _, c := range conns {
+		c.gone = true
+	}
 	h.mu.Unlock()
 	if len(conns) == 0 {
 		return
@@ -280,6 +295,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 func (h *Hub) remove(c *Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	c.gone = true
 	if c.detached.Load() {
 		return // SignOut already took it out
 	}

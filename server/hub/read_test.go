@@ -26,7 +26,14 @@ func (r recorder) HandleFrame(c *Conn, m protocol.Message) { r <- m }
 // dial starts a hub behind a test server and opens one socket to it.
 func dial(t *testing.T) (*websocket.Conn, recorder) {
 	t.Helper()
+	ws, rec, _ := dialHub(t)
+	return ws, rec
+}
+
+func dialHub(t *testing.T) (*websocket.Conn, recorder, *Hub) {
+	t.Helper()
 	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{})
+	h.pinging = true // no pinger goroutine: TestPingWheel turns the wheel by hand
 	rec := make(recorder, 16)
 	up := Upgrader(func(*http.Request) bool { return true })
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +49,10 @@ func dial(t *testing.T) (*websocket.Conn, recorder) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	return ws, rec
+	for h.Count() == 0 {
+		time.Sleep(time.Millisecond) // Attach runs after the handshake
+	}
+	return ws, rec, h
 }
 
 // frame encodes one client frame, masked unless unmasked is set.
@@ -200,5 +210,53 @@ func BenchmarkReadActivity(b *testing.B) {
 		if !c.consume(buf) {
 			b.Fatal("consume ended the socket")
 		}
+	}
+}
+
+// The pinger visits one slot of its wheel per tick: a socket is pinged
+// once per turn of the wheel, and not once it has left the hub.
+func TestPingWheel(t *testing.T) {
+	ws, _, h := dialHub(t)
+	pings := make(chan string, 8)
+	ws.SetPingHandler(func(s string) error { pings <- s; return nil })
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	turn := func() {
+		for range len(h.wheel) {
+			h.pingSlot(nil)
+		}
+	}
+	turn()
+	select {
+	case <-pings:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ping in a turn of the wheel")
+	}
+	turn()
+	select {
+	case <-pings:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ping in the second turn")
+	}
+	select {
+	case <-pings:
+		t.Fatal("two pings in one turn")
+	case <-time.After(50 * time.Millisecond):
+	}
+	h.SignOut("s1", protocol.ReasonIdle, 60)
+	turn()
+	h.mu.Lock()
+	n := 0
+	for _, s := range h.wheel {
+		n += len(s)
+	}
+	h.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("wheel holds %d sockets after sign-out, want 0", n)
 	}
 }
