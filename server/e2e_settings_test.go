@@ -1,0 +1,92 @@
+package main
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// recordStates makes the page keep every idleguard:state detail, with the
+// page's time, in window.__e2eStates.
+const recordStates = `(() => {
+	window.__e2eStates = [];
+	addEventListener('idleguard:state', e => __e2eStates.push(Object.assign({at: performance.now()}, e.detail)));
+	return true;
+})()`
+
+// stateEvent is one recorded idleguard:state.
+type stateEvent struct {
+	guardState
+	At float64 `json:"at"`
+}
+
+// An admin's change reaches an open POS page at once: its remaining time
+// follows the new Expiration Time within a second, and an Expiration Time
+// below the cashier's idle time signs the cashier out at once.
+func TestE2ESettingFollows(t *testing.T) {
+	s := startServer(t)
+	admin := setExpiration(t, s.base, 30)
+	b := newE2EBrowser(t)
+
+	cashier := b.isolatedTab(t, "cashier")
+	cashier.signIn(s.base, "cashier", "demo")
+	cashier.waitGuard()
+	eval[bool](cashier, recordStates)
+	last := cashier.pressKey()
+	time.Sleep(1500 * time.Millisecond) // the cashier's idle time grows
+
+	changed := time.Now()
+	mustSetExpiration(t, s.base, admin, 20)
+	var got stateEvent
+	for {
+		states := eval[[]stateEvent](cashier, `__e2eStates.filter(s => s.expiration_seconds === 20)`)
+		if len(states) > 0 {
+			got = states[0]
+			break
+		}
+		if time.Since(changed) > waitLimit {
+			t.Fatalf("no idleguard:state with the new Expiration Time 20 s; last state %+v", cashier.state())
+		}
+		time.Sleep(e2ePoll)
+	}
+	followed := time.Since(changed)
+	idleBefore, idleAfter := changed.Sub(last), time.Since(last)
+	if followed > time.Second {
+		t.Errorf("the page heard the new Expiration Time %v after the change, want within 1s", followed.Round(time.Millisecond))
+	} else {
+		t.Logf("the page heard the new Expiration Time %v after the change", followed.Round(time.Millisecond))
+	}
+	// The remaining time counts from the cashier's last key: 20 s less the
+	// idle time at the moment the page heard it. The slack covers the key's
+	// own round trip and whole-millisecond rounding.
+	const slack = 100 * time.Millisecond
+	if got.RemainingMs == nil {
+		t.Fatalf("state %+v has no remaining time", got)
+	}
+	remaining := time.Duration(*got.RemainingMs) * time.Millisecond
+	if hi, lo := 20*time.Second-idleBefore+slack, 20*time.Second-idleAfter-slack; remaining > hi || remaining < lo {
+		t.Errorf("remaining after the change: got %v, want 20s less the idle time, between %v and %v", remaining, lo, hi)
+	}
+	if !got.Connected {
+		t.Errorf("state after the change: %+v, want connected", got)
+	}
+
+	// Now below the cashier's idle time (over 1.5 s): signed out at once,
+	// which is held to the same second as following a change.
+	changed = time.Now()
+	mustSetExpiration(t, s.base, admin, 1)
+	landed := waitSignedOut(t, changed, waitLimit, cashier)[0]
+	if landed.after > time.Second {
+		t.Errorf("signed out %v after the Expiration Time went below the idle time, want within 1s", landed.after.Round(time.Millisecond))
+	} else {
+		t.Logf("signed out %v after the Expiration Time went below the idle time", landed.after.Round(time.Millisecond))
+	}
+	u, _ := url.Parse(landed.href)
+	if q := u.Query(); q.Get("reason") != "setting_changed" || q.Get("expiration") != "1" {
+		t.Errorf("landed on %q, want reason=setting_changed and expiration=1", landed.href)
+	}
+	if text := cashier.text("login-reason"); !strings.Contains(text, "Expiration Time was changed to 1 second") {
+		t.Errorf("#login-reason says %q, want it to name the change to 1 second", text)
+	}
+}
