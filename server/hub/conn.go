@@ -25,9 +25,9 @@ type Conn struct {
 	writing bool // a writer goroutine owns ws's write side
 	closed  bool // a close frame is queued or sent: nothing more goes out
 
-	// gone: out of the hub (signed out or ended), so the pinger skips it
-	// and drops it from its slot; guarded by the hub's lock.
-	gone bool
+	// slot and slotIdx place the socket on the pinger's wheel (slot -1:
+	// off it); guarded by the hub's lock.
+	slot, slotIdx int32
 
 	// Reader-only state.
 	windowStart time.Time
@@ -42,7 +42,7 @@ type outFrame struct {
 }
 
 func newConn(h *Hub, ws *websocket.Conn, sid string, handler FrameHandler) *Conn {
-	return &Conn{hub: h, ws: ws, sid: sid, handler: handler}
+	return &Conn{hub: h, ws: ws, sid: sid, handler: handler, slot: -1}
 }
 
 // SessionID is the session the socket belongs to.

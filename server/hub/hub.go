@@ -135,6 +135,7 @@ func (h *Hub) Attach(ws *websocket.Conn, sid string, handler FrameHandler) (*Con
 	h.wg.Add(1)
 	// The slot just visited comes round again in pingPeriod.
 	prev := (h.slot + len(h.wheel) - 1) % len(h.wheel)
+	c.slot, c.slotIdx = int32(prev), int32(len(h.wheel[prev]))
 	h.wheel[prev] = append(h.wheel[prev], c)
 	if !h.pinging {
 		h.pinging = true
@@ -165,18 +166,11 @@ func (h *Hub) pinger() {
 // pingSlot pings the sockets of the wheel's next slot; due is scratch.
 func (h *Hub) pingSlot(due []*Conn) []*Conn {
 	h.mu.Lock()
-	kept := h.wheel[h.slot][:0]
-	for _, c := range h.wheel[h.slot] {
-		if !c.gone {
-			kept = append(kept, c)
-			due = append(due, c)
-		}
+	slot := h.wheel[h.slot]
+	due = append(due, slot...)
+	if cap(slot) > 64 && len(slot) < cap(slot)/4 {
+		h.wheel[h.slot] = append([]*Conn(nil), slot...) // let a burst's array go
 	}
-	clear(h.wheel[h.slot][len(kept):])
-	if cap(kept) > 64 && len(kept) < cap(kept)/4 {
-		kept = append([]*Conn(nil), kept...) // let a burst's array go
-	}
-	h.wheel[h.slot] = kept
 	h.slot = (h.slot + 1) % len(h.wheel)
 	h.mu.Unlock()
 	for i, c := range due {
@@ -184,6 +178,20 @@ func (h *Hub) pingSlot(due []*Conn) []*Conn {
 		due[i] = nil
 	}
 	return due[:0]
+}
+
+// unwheel takes c off the pinger's wheel, once. Called with h.mu held.
+func (h *Hub) unwheel(c *Conn) {
+	if c.slot < 0 {
+		return
+	}
+	s := h.wheel[c.slot]
+	last := len(s) - 1
+	s[c.slotIdx] = s[last]
+	s[c.slotIdx].slotIdx = c.slotIdx
+	s[last] = nil
+	h.wheel[c.slot] = s[:last]
+	c.slot = -1
 }
 
 // Count is the number of open sockets.
@@ -244,7 +252,7 @@ func (h *Hub) SignOut(sid string, reason protocol.Reason, expirationS int64) {
 	delete(h.sessions, sid)
 	h.count -= len(conns)
 	for _, c := range conns {
-		c.gone = true
+		h.unwheel(c)
 	}
 	h.mu.Unlock()
 	if len(conns) == 0 {
@@ -295,7 +303,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 func (h *Hub) remove(c *Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c.gone = true
+	h.unwheel(c)
 	if c.detached.Load() {
 		return // SignOut already took it out
 	}

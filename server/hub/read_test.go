@@ -260,3 +260,18 @@ func TestPingWheel(t *testing.T) {
 		t.Fatalf("wheel holds %d sockets after sign-out, want 0", n)
 	}
 }
+
+func TestClosedSocketLeavesWheel(t *testing.T) {
+	ws, _, h := dialHub(t)
+	ws.Close()
+	for h.Count() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, s := range h.wheel {
+		if len(s) != 0 {
+			t.Fatalf("slot %d holds %d sockets after the socket closed, want 0", i, len(s))
+		}
+	}
+}

@@ -18,10 +18,13 @@ type results struct {
 		Self, Hard int
 		Servers    []int
 	}
-	Sockets        int // asked of each server, after clamping
-	Late           int
-	Clients        int
-	Rate           float64
+	Sockets int // asked of each server, after clamping
+	Late    int
+	Clients int
+	Rate    float64
+	// LoadAvg is /proc/loadavg at the start and at the end: the machine is
+	// shared, and other work skews every figure.
+	LoadAvg        [2]string
 	ConnectSeconds float64
 	IG, Echo       serverResult
 }
@@ -206,7 +209,8 @@ func (r *results) print(w io.Writer) {
 	ig, ec := &r.IG, &r.Echo
 	fmt.Fprintf(w, "\n## idleload: %s\n\nmachine: %s\nrun: %s; %d client processes; connect took %.1f s\n",
 		time.Now().Format("2006-01-02 15:04"), r.Machine, r.Config, r.Clients, r.ConnectSeconds)
-	fmt.Fprintf(w, "open files: orchestrator soft %d hard %d; servers %v\n\n", r.Limits.Self, r.Limits.Hard, r.Limits.Servers)
+	fmt.Fprintf(w, "open files: orchestrator soft %d hard %d; servers %v\n", r.Limits.Self, r.Limits.Hard, r.Limits.Servers)
+	fmt.Fprintf(w, "load average (1, 5, 15 min) at the start: %s; at the end: %s\n\n", r.LoadAvg[0], r.LoadAvg[1])
 	fmt.Fprintln(w, "| figure | idleguard | echo baseline | ratio | budget | |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | --- | --- |")
 	row := func(name string, a, b float64, format, budget string, ok *bool) {
@@ -310,6 +314,18 @@ func (r *results) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "projection at 100,000 idle sockets: idleguard %.0f MiB + baseline, echo %.0f MiB + baseline (RSS per socket after soak x 100,000)\n",
 		soak*100000/1024, perSocket(ec.Soaked.RSS, ec.Base.RSS, ec.SoakHeld)/kib*100000/1024)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func mibf(b int64) float64 { return float64(b) / (1 << 20) }

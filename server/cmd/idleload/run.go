@@ -21,6 +21,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	res := &results{Config: cfg.describe(), Machine: machine(), Rate: cfg.rate}
+	res.LoadAvg[0] = loadAvg()
 	res.Limits.Self, res.Limits.Hard = int(soft), int(hard)
 	logf("open files: soft %d, hard %d (children inherit them)", soft, hard)
 
@@ -364,6 +365,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 		s.saveProfile(cfg.profileDir, "heap", s.name+"-heap-closed.pprof")
 	}
 
+	res.LoadAvg[1] = loadAvg()
 	res.print(os.Stdout)
 	if cfg.jsonOut != "" {
 		b, _ := json.MarshalIndent(res, "", "  ")
