@@ -108,11 +108,16 @@ func newAssets(fsys fs.FS) (*Assets, error) {
 	loader = bytes.Replace(loader, []byte(WasmPlaceholder), []byte(a.wasmURL), 1)
 	a.static["/idleguard.js"] = newAsset(loader, "text/javascript; charset=utf-8", cacheRevalidate)
 
-	css, err := fs.ReadFile(fsys, "style.css")
-	if err != nil {
-		return nil, err
+	for _, f := range []struct{ name, contentType string }{
+		{"style.css", "text/css; charset=utf-8"},
+		{"pages.js", "text/javascript; charset=utf-8"},
+	} {
+		body, err := fs.ReadFile(fsys, f.name)
+		if err != nil {
+			return nil, err
+		}
+		a.static["/"+f.name] = newAsset(body, f.contentType, cacheRevalidate)
 	}
-	a.static["/style.css"] = newAsset(css, "text/css; charset=utf-8", cacheRevalidate)
 	return a, nil
 }
 

@@ -253,6 +253,7 @@ func synthetic(extra fstest.MapFS) fstest.MapFS {
 		"login.html": {Data: []byte("login")}, "pos.html": {Data: []byte("pos")},
 		"admin.html": {Data: []byte("admin")}, "forbidden.html": {Data: []byte("403")},
 		"style.css":    {Data: []byte("body{}")},
+		"pages.js":     {Data: []byte("var x;")},
 		"idleguard.js": {Data: []byte("var moduleURL = '" + WasmPlaceholder + "';")},
 	}
 	for k, v := range extra {
