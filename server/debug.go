@@ -58,9 +58,10 @@ func startDebug(log *slog.Logger, addr string, h *hub.Hub, tracker *idle.Tracker
 // stats is /debug/stats: what a load test watches.
 type stats struct {
 	Goroutines int    `json:"goroutines"`
-	Sockets    int    `json:"sockets"`  // open sockets in the hub
-	Sessions   int    `json:"sessions"` // live sessions on the idle clock
-	Frames     uint64 `json:"frames"`   // client frames read since start
+	Sockets    int    `json:"sockets"`    // open sockets in the hub
+	Sessions   int    `json:"sessions"`   // live sessions on the idle clock
+	Frames     uint64 `json:"frames"`     // client frames read since start
+	LastWrite  int64  `json:"last_write"` // Unix ns of the last text frame written
 	HeapAlloc  uint64 `json:"heap_alloc"`
 	HeapInuse  uint64 `json:"heap_inuse"`
 	StackInuse uint64 `json:"stack_inuse"`
@@ -79,6 +80,7 @@ func readStats(h *hub.Hub, tracker *idle.Tracker) stats {
 		Sockets:      h.Count(),
 		Sessions:     tracker.Len(),
 		Frames:       h.Frames(),
+		LastWrite:    unixNano(h.LastWrite()),
 		HeapAlloc:    m.HeapAlloc,
 		HeapInuse:    m.HeapInuse,
 		StackInuse:   m.StackInuse,
@@ -87,4 +89,12 @@ func readStats(h *hub.Hub, tracker *idle.Tracker) stats {
 		Sys:          m.Sys,
 		NumGC:        m.NumGC,
 	}
+}
+
+// unixNano is t in Unix ns, or 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }

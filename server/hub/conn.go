@@ -111,7 +111,9 @@ func (c *Conn) writeLoop() {
 			err = c.ws.WriteControl(websocket.PingMessage, nil, deadline)
 		default:
 			c.ws.SetWriteDeadline(deadline)
-			err = c.ws.WriteMessage(websocket.TextMessage, f.data)
+			if err = c.ws.WriteMessage(websocket.TextMessage, f.data); err == nil {
+				c.hub.lastWrite.Store(time.Now().UnixNano())
+			}
 		}
 		if err != nil {
 			c.mu.Lock()

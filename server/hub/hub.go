@@ -80,7 +80,8 @@ type Hub struct {
 	pinging bool
 	stop    chan struct{}
 
-	frames atomic.Uint64 // client frames read, for load measurement
+	frames    atomic.Uint64 // client frames read, for load measurement
+	lastWrite atomic.Int64  // Unix ns of the last text frame written
 }
 
 // New returns an empty hub.
@@ -204,6 +205,15 @@ func (h *Hub) Count() int {
 // Frames is the number of client frames read from every socket since the
 // hub was made (a load test's measure of what the server absorbed).
 func (h *Hub) Frames() uint64 { return h.frames.Load() }
+
+// LastWrite is when the hub last wrote a text frame to a socket (a load
+// test's measure of when a fan-out left the server); zero before any.
+func (h *Hub) LastWrite() time.Time {
+	if ns := h.lastWrite.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
 
 // Connected reports how many sockets session sid has open.
 func (h *Hub) Connected(sid string) int {

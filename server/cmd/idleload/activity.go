@@ -127,4 +127,3 @@ func waitQuiet(s *server, limit time.Duration) sample {
 	}
 	return prev
 }
-

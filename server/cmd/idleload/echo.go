@@ -55,8 +55,9 @@ type echoHub struct {
 	register   chan *echoClient
 	unregister chan *echoClient
 
-	sockets atomic.Int64
-	frames  atomic.Uint64
+	sockets   atomic.Int64
+	frames    atomic.Uint64
+	lastWrite atomic.Int64 // Unix ns of the last text frame written
 
 	lateMu sync.Mutex
 	late   map[*echoClient]bool
@@ -189,6 +190,7 @@ func (c *echoClient) writePump() {
 			if err := w.Close(); err != nil {
 				return
 			}
+			c.hub.lastWrite.Store(time.Now().UnixNano())
 		case <-ticker.C:
 			c.conn.SetWriteDeadline(time.Now().Add(echoWriteWait))
 			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
@@ -287,6 +289,7 @@ func runEcho(args []string) error {
 			Goroutines:   runtime.NumGoroutine(),
 			Sockets:      int(h.sockets.Load()),
 			Frames:       h.frames.Load(),
+			LastWrite:    h.lastWrite.Load(),
 			HeapAlloc:    m.HeapAlloc,
 			HeapInuse:    m.HeapInuse,
 			StackInuse:   m.StackInuse,

@@ -83,6 +83,7 @@ type serverStats struct {
 	Sockets      int    `json:"sockets"`
 	Sessions     int    `json:"sessions"`
 	Frames       uint64 `json:"frames"`
+	LastWrite    int64  `json:"last_write"` // Unix ns of the last text frame written
 	HeapAlloc    uint64 `json:"heap_alloc"`
 	HeapInuse    uint64 `json:"heap_inuse"`
 	StackInuse   uint64 `json:"stack_inuse"`

@@ -39,17 +39,20 @@ type serverResult struct {
 	// FanoutCPU is the CPU the server and the clients spent in the two
 	// seconds from the setting change: the machine's two CPUs bound how
 	// fast 19,000 frames can be written and read over loopback.
-	FanoutCPU  cpuSplit
-	Fanout     dist
-	PutMs      float64
-	Late       dist // wall clock: logout arrival - known deadline
-	LateRem    dist // client's monotonic clock: logout - (last remaining= frame + remaining)
-	Unexpected int  // sign-outs outside the group
-	Prime      prime
-	Steps      []activity
-	Activity   activity    // the best step the server kept up with
-	Closes     map[int]int // close codes received, by code
-	Errors     int         // sockets ended without a close frame
+	FanoutCPU cpuSplit
+	// FanoutWritten is when the server wrote its last frame of the
+	// fan-out, in ms from the change.
+	FanoutWritten float64
+	Fanout        dist
+	PutMs         float64
+	Late          dist // wall clock: logout arrival - known deadline
+	LateRem       dist // client's monotonic clock: logout - (last remaining= frame + remaining)
+	Unexpected    int  // sign-outs outside the group
+	Prime         prime
+	Steps         []activity
+	Activity      activity    // the best step the server kept up with
+	Closes        map[int]int // close codes received, by code
+	Errors        int         // sockets ended without a close frame
 }
 
 type cpuSplit struct{ Server, Clients float64 }
@@ -271,6 +274,7 @@ func (r *results) print(w io.Writer) {
 	row("setting fan-out p99, ms", ig.Fanout.P99, ec.Fanout.P99, "%.1f", "", nil)
 	row("setting fan-out max, ms", ig.Fanout.Max, ec.Fanout.Max, "%.1f", "<= 250", b(fanOK))
 	text("  sockets the change did not reach", fmt.Sprint(ig.Fanout.Missing), fmt.Sprint(ec.Fanout.Missing), "0", nil)
+	row("  the server wrote its last frame, ms from the change", ig.FanoutWritten, ec.FanoutWritten, "%.1f", "", nil)
 	text("  CPU s used in the 2 s from the change: server + clients",
 		fmt.Sprintf("%.2f + %.2f", ig.FanoutCPU.Server, ig.FanoutCPU.Clients),
 		fmt.Sprintf("%.2f + %.2f", ec.FanoutCPU.Server, ec.FanoutCPU.Clients), "", nil)

@@ -260,6 +260,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	res.Echo.FanoutCPU = cpuSplit{Server: cpuOf(echo) - e0, Clients: clientsCPU(clients) - c0}
+	res.Echo.FanoutWritten = lastWriteAfter(echo, echoFanoutAt)
 	if err := sleep(ctx, time.Second); err != nil {
 		return err
 	}
@@ -281,6 +282,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	res.IG.FanoutCPU = cpuSplit{Server: cpuOf(ig) - i0, Clients: clientsCPU(clients) - c0}
+	res.IG.FanoutWritten = lastWriteAfter(ig, igFanoutAt)
 	<-fanoutProfiled
 	if err := sleep(ctx, time.Until(signOutAt.Add(-time.Second))); err != nil {
 		return err
@@ -374,6 +376,17 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 		}
 	}
 	return nil
+}
+
+// lastWriteAfter is when, in ms after start, the server wrote its last
+// text frame (read once the fan-out is over and before anything else is
+// written: the warnings come seconds later).
+func lastWriteAfter(s *server, start time.Time) float64 {
+	st, err := s.stats(false)
+	if err != nil || st.LastWrite == 0 {
+		return 0
+	}
+	return ms(time.Unix(0, st.LastWrite).Sub(start))
 }
 
 // clientsCPU is the CPU time every client process has used so far.
