@@ -44,6 +44,7 @@ type Tracker struct {
 	policy   Policy
 	sessions map[string]*entry
 	dirty    []*entry // touched since the last TakeActivity
+	stopped  bool
 }
 
 type entry struct {
@@ -185,6 +186,20 @@ func (t *Tracker) SetPolicy(p Policy) (live []string) {
 	return live
 }
 
+// Stop disarms every timer: no warning or expiry is called after it
+// returns. The sessions stay as they were, for a last TakeActivity; the
+// next process picks their deadlines up from the store.
+func (t *Tracker) Stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped = true
+	for _, e := range t.sessions {
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+	}
+}
+
 // TakeActivity appends the sessions whose last activity moved since the last
 // call, as wall-clock times for storage, and forgets them.
 func (t *Tracker) TakeActivity(buf []guard.Activity) []guard.Activity {
@@ -218,6 +233,9 @@ func (t *Tracker) arm(e *entry, now time.Time) {
 	if e.timer != nil {
 		e.timer.Stop()
 	}
+	if t.stopped {
+		return
+	}
 	deadline := t.policy.Deadline(e.created, e.last)
 	next := deadline
 	if !e.warned {
@@ -247,7 +265,7 @@ func (t *Tracker) drop(e *entry) {
 func (t *Tracker) fire(e *entry) {
 	now := t.clock.Now()
 	t.mu.Lock()
-	if e.gone {
+	if e.gone || t.stopped {
 		t.mu.Unlock()
 		return
 	}

@@ -266,6 +266,25 @@ func TestRemoveStopsTheTimer(t *testing.T) {
 	}
 }
 
+func TestStopDisarmsEveryTimer(t *testing.T) {
+	tr, c, r := newTracker(t, 60*time.Second)
+	addSession(t, tr, c, "a")
+	addSession(t, tr, c, "b")
+	c.Advance(time.Second)
+	tr.Touch("a", c.Now())
+	tr.Stop()
+	tr.SetPolicy(idle.Policy{Expiration: time.Hour})
+	tr.Add(guard.Session{ID: "c", Created: c.Now(), LastActivity: c.Now()})
+	c.Advance(24 * time.Hour)
+	wantEvents(t, r)
+	if c.Pending() != 0 {
+		t.Fatalf("timers pending after Stop: %d", c.Pending())
+	}
+	if got := tr.TakeActivity(nil); len(got) != 1 || got[0].SessionID != "a" {
+		t.Fatalf("TakeActivity after Stop: got %+v, want a's activity", got)
+	}
+}
+
 func TestTakeActivityCoalesces(t *testing.T) {
 	tr, c, _ := newTracker(t, 60*time.Second)
 	addSession(t, tr, c, "a")

@@ -99,6 +99,9 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// The process is ending: no more sign-outs from this node (the
+			// next one recomputes every deadline from the store).
+			s.tracker.Stop()
 			// A fresh context: the final flush must happen though ctx is done.
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
