@@ -123,6 +123,7 @@ func Parse(frame []byte) (Message, error) {
 		}
 		seen |= bit
 	}
+	m = m.onlyItsFields()
 	switch {
 	case m.Kind == Activity && seen&hasAgo == 0:
 		return Message{}, &Error{Field: "ago", Reason: "missing"}
@@ -132,6 +133,25 @@ func Parse(frame []byte) (Message, error) {
 		return Message{}, &Error{Field: "reason", Reason: "missing"}
 	}
 	return m, nil
+}
+
+// onlyItsFields drops fields that mean nothing for m's kind (a "stay" frame
+// carrying a token, say), as unknown keys are dropped: the decoded message
+// is what Append would have written for it.
+func (m Message) onlyItsFields() Message {
+	out := Message{Kind: m.Kind}
+	switch m.Kind {
+	case Activity:
+		out.AgoMs = m.AgoMs
+	case State:
+		out.RemainingMs, out.ExpirationS, out.WarnMs, out.ReportMs, out.Token =
+			m.RemainingMs, m.ExpirationS, m.WarnMs, m.ReportMs, m.Token
+	case Warning:
+		out.RemainingMs = m.RemainingMs
+	case Logout:
+		out.Reason, out.ExpirationS = m.Reason, m.ExpirationS
+	}
+	return out
 }
 
 // cut splits at the first space.

@@ -52,6 +52,13 @@ func TestParseIgnoresUnknownKeys(t *testing.T) {
 	}
 }
 
+func TestParseDropsFieldsOfOtherKinds(t *testing.T) {
+	m, err := Parse([]byte("stay token=0 ago=5 remaining=9"))
+	if err != nil || m != (Message{Kind: Stay}) {
+		t.Fatalf("got %+v, %v; want a bare stay", m, err)
+	}
+}
+
 func TestCloseCodes(t *testing.T) {
 	for _, r := range []Reason{ReasonIdle, ReasonSignedOut, ReasonSettingChanged, ReasonRevoked} {
 		if got := ReasonForClose(r.CloseCode()); got != r {
