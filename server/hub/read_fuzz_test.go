@@ -48,7 +48,7 @@ func FuzzReadFrames(f *testing.F) {
 		ws.NetConn().Write(data)
 		// Whatever the server answers, it answers with frames gorilla can
 		// read, and it does not hang the connection forever.
-		ws.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		ws.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 		for {
 			if _, _, err := ws.ReadMessage(); err != nil {
 				break
@@ -64,6 +64,40 @@ func FuzzReadFrames(f *testing.F) {
 			default:
 			}
 			break
+		}
+	})
+}
+
+// FuzzParseHeader checks the frame header decoder alone, fast: a header it
+// accepts lies within the bytes it was given, has one of the three sizes
+// RFC 6455 allows, and a length that fits an int64; a header cut short is
+// errShort, never a wrong answer.
+func FuzzParseHeader(f *testing.F) {
+	f.Add(frame(true, websocket.TextMessage, "activity ago=5", false))
+	f.Add(frame(true, websocket.TextMessage, strings.Repeat("x", 300), false))
+	f.Add(frame(true, websocket.TextMessage, strings.Repeat("x", 70000), false)[:20])
+	f.Add([]byte{0x81, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := parseHeader(data)
+		if err == errShort {
+			if len(data) >= 14 {
+				t.Fatalf("errShort with %d bytes, a whole header is at most 14", len(data))
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+		if h.size != 6 && h.size != 8 && h.size != 14 {
+			t.Fatalf("header size %d", h.size)
+		}
+		if h.size > len(data) || h.length < 0 {
+			t.Fatalf("header %+v from %d bytes", h, len(data))
+		}
+		for i := 1; i < h.size; i++ {
+			if _, err := parseHeader(data[:i]); err != errShort && err != errProtocol {
+				t.Fatalf("a %d-byte prefix of a %d-byte header parsed", i, h.size)
+			}
 		}
 	})
 }
