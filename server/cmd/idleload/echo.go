@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"idleguard/server/debugstats"
 )
 
 // The baseline: a plain gorilla/websocket echo server written the way the
@@ -278,27 +277,9 @@ func runEcho(args []string) error {
 	dmux := http.NewServeMux()
 	dmux.HandleFunc("/debug/pprof/", pprof.Index)
 	dmux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	dmux.HandleFunc("/debug/stats", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("gc") == "1" {
-			runtime.GC() // twice: the first only moves sync.Pool contents aside
-			debug.FreeOSMemory()
-		}
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		json.NewEncoder(w).Encode(serverStats{
-			Goroutines:   runtime.NumGoroutine(),
-			Sockets:      int(h.sockets.Load()),
-			Frames:       h.frames.Load(),
-			LastWrite:    h.lastWrite.Load(),
-			HeapAlloc:    m.HeapAlloc,
-			HeapInuse:    m.HeapInuse,
-			StackInuse:   m.StackInuse,
-			HeapIdle:     m.HeapIdle,
-			HeapReleased: m.HeapReleased,
-			Sys:          m.Sys,
-			NumGC:        m.NumGC,
-		})
-	})
+	dmux.Handle("/debug/stats", debugstats.Handler(func() debugstats.Counters {
+		return debugstats.Counters{Sockets: int(h.sockets.Load()), Frames: h.frames.Load(), LastWrite: h.lastWrite.Load()}
+	}))
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"idleguard/server/debugstats"
 )
 
 // The run's subprocesses: the two servers and the clients.
@@ -78,20 +80,7 @@ func (s *server) stop() {
 }
 
 // serverStats is /debug/stats of either server.
-type serverStats struct {
-	Goroutines   int    `json:"goroutines"`
-	Sockets      int    `json:"sockets"`
-	Sessions     int    `json:"sessions"`
-	Frames       uint64 `json:"frames"`
-	LastWrite    int64  `json:"last_write"` // Unix ns of the last text frame written
-	HeapAlloc    uint64 `json:"heap_alloc"`
-	HeapInuse    uint64 `json:"heap_inuse"`
-	StackInuse   uint64 `json:"stack_inuse"`
-	HeapIdle     uint64 `json:"heap_idle"`
-	HeapReleased uint64 `json:"heap_released"`
-	Sys          uint64 `json:"sys"`
-	NumGC        uint32 `json:"num_gc"`
-}
+type serverStats = debugstats.Stats
 
 var httpc = &http.Client{Timeout: 60 * time.Second}
 
