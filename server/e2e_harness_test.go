@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"idleguard/server/headless"
 	"idleguard/web"
 )
 
@@ -30,21 +29,14 @@ import (
 // e2ePoll is how often the tests look at a page.
 const e2ePoll = 50 * time.Millisecond
 
-// chromiumMissing is the whole message when there is no browser: the
-// browser tests fail, never skip.
-const chromiumMissing = "chromium is missing: apt-get install -y chromium"
-
 // chromiumPath finds Debian's chromium, or fails the test.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
+	p, err := headless.Path()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
-		return "/usr/bin/chromium"
-	}
-	t.Fatal(chromiumMissing)
-	return ""
+	return p
 }
 
 // requireModule fails the test unless the guard module was built (by make
@@ -72,25 +64,7 @@ func newE2EBrowser(t *testing.T) *e2eBrowser {
 	exe := chromiumPath(t)
 	requireModule(t)
 	b := &e2eBrowser{out: &syncBuffer{}}
-	// Not chromedp's defaults: those also turn off the throttling of
-	// background tabs' timers, which a hidden POS tab must live with.
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-		chromedp.WindowSize(1280, 800),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.CombinedOutput(b.out),
-	)
+	alloc, cancelAlloc := headless.Allocator(context.Background(), exe, t.TempDir(), chromedp.CombinedOutput(b.out))
 	ctx, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(func() {
 		cancel()

@@ -39,6 +39,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
+
+	"idleguard/server/headless"
 )
 
 // scriptLine is the guard's whole integration in a page.
@@ -70,9 +72,9 @@ func main() {
 
 func run(ctx context.Context, c config, out io.Writer) error {
 	if c.chromium == "" {
-		p, err := exec.LookPath("chromium")
+		p, err := headless.Path()
 		if err != nil {
-			return errors.New("chromium is missing: apt-get install -y chromium")
+			return err
 		}
 		c.chromium = p
 	}
@@ -248,20 +250,7 @@ var moduleURL = regexp.MustCompile(`var moduleURL = '[^']*';`)
 // newBrowser starts headless Chromium with the flags the tests use.
 func newBrowser(ctx context.Context, exe string) (context.Context, context.CancelFunc) {
 	dir, _ := os.MkdirTemp("", "guardbench-chromium-")
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 800),
-		chromedp.UserDataDir(dir),
-	)
+	alloc, cancelAlloc := headless.Allocator(ctx, exe, dir)
 	ctx, cancel := chromedp.NewContext(alloc)
 	return ctx, func() {
 		cancel()
