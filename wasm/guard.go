@@ -179,11 +179,7 @@ func (g *Guard) Received(now int64, frame []byte) {
 	switch m.Kind {
 	case protocol.State:
 		g.backoff.Reset()
-		g.known, g.deadline = true, now+m.RemainingMs
-		if m.ExpirationS > 0 {
-			g.expirationS = m.ExpirationS
-		}
-		g.warnMs = m.WarnMs
+		g.heard(now, m.RemainingMs, m.ExpirationS, m.WarnMs)
 		g.reportMs = max(m.ReportMs, minReportMs)
 		if m.ReportMs == 0 {
 			g.reportMs = defaultReportMs
@@ -279,9 +275,7 @@ func (g *Guard) report(now, input int64) {
 	g.reported, g.nextReportAt = input, now+g.reportMs
 	// The server moves its deadline to input + Expiration Time; follow it,
 	// so that the local countdown stays right if the server goes away.
-	if g.known && input+g.expirationS*1000 > g.deadline {
-		g.deadline = input + g.expirationS*1000
-	}
+	g.extend(input)
 	if g.warning && g.deadline-now > g.warnMs {
 		g.hideWarning() // activity dismisses the warning; the server's state confirms
 	}
@@ -323,9 +317,7 @@ func (g *Guard) Stay(now, input int64) {
 func (g *Guard) stay(now int64) {
 	g.port.Send(protocol.Message{Kind: protocol.Stay})
 	g.nextReportAt = now + g.reportMs
-	if g.known && now+g.expirationS*1000 > g.deadline {
-		g.deadline = now + g.expirationS*1000
-	}
+	g.extend(now)
 	g.hideWarning()
 }
 
@@ -372,17 +364,31 @@ func (g *Guard) SessionChecked(now int64, s SessionInfo) {
 		g.signOut(r, g.expirationS)
 	case s.Status == 200 && s.HasRemaining && g.link != linkOpen:
 		// Alive, but the socket is not: count down from the server's word.
-		g.known, g.deadline = true, now+s.RemainingMs
-		if s.ExpirationS > 0 {
-			g.expirationS = s.ExpirationS
-		}
-		g.warnMs = s.WarnMs
+		g.heard(now, s.RemainingMs, s.ExpirationS, s.WarnMs)
 		if g.warning && s.RemainingMs > g.warnMs {
 			g.hideWarning()
 		}
 		g.announce(now)
 	}
 	// Anything else (unreachable, 5xx): keep retrying the socket.
+}
+
+// heard takes the server's word on the session (a state frame, or GET
+// /api/session while the socket is down): the local deadline and settings.
+func (g *Guard) heard(now, remainingMs, expirationS, warnMs int64) {
+	g.known, g.deadline = true, now+remainingMs
+	if expirationS > 0 {
+		g.expirationS = expirationS
+	}
+	g.warnMs = warnMs
+}
+
+// extend moves the local deadline to one Expiration Time after activity at
+// t, as the server does, if that is later.
+func (g *Guard) extend(t int64) {
+	if g.known && t+g.expirationS*1000 > g.deadline {
+		g.deadline = t + g.expirationS*1000
+	}
 }
 
 func (g *Guard) showWarning(now int64) {
