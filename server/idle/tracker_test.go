@@ -13,9 +13,8 @@ import (
 	"idleguard/server/protocol"
 )
 
-// recorder is a Notifier that writes down what it is told, with the time.
+// recorder is a Notifier that writes down what it is told.
 type recorder struct {
-	clock  clock.Clock
 	mu     sync.Mutex
 	events []string
 }
@@ -47,7 +46,7 @@ var start = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 func newTracker(t *testing.T, exp time.Duration) (*idle.Tracker, *clock.Fake, *recorder) {
 	t.Helper()
 	c := clock.NewFake(start)
-	r := &recorder{clock: c}
+	r := &recorder{}
 	return idle.NewTracker(c, idle.Policy{Expiration: exp}, r), c, r
 }
 
@@ -226,7 +225,7 @@ func TestLoweringIntoTheWarningWindowWarnsAtOnce(t *testing.T) {
 
 func TestMaxLifetimeEndsEvenABusySession(t *testing.T) {
 	c := clock.NewFake(start)
-	r := &recorder{clock: c}
+	r := &recorder{}
 	tr := idle.NewTracker(c, idle.Policy{Expiration: time.Minute, MaxLifetime: 10 * time.Minute}, r)
 	addSession(t, tr, c, "s1")
 	for range 20 {
