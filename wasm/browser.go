@@ -63,8 +63,9 @@ func newBrowser() (*browser, error) {
 	perf := g.Get("performance")
 	b.now = perf.Get("now").Call("bind", perf)
 	b.dialog.document = b.document
+	math := g.Get("Math")
 	b.guard = NewGuard(b, Backoff{Base: 500, Cap: 10000, Rand: func() float64 {
-		return g.Get("Math").Call("random").Float()
+		return math.Call("random").Float()
 	}})
 	return b, nil
 }
@@ -228,23 +229,23 @@ func (b *browser) CheckSession() {
 		"cache":       "no-store",
 		"headers":     map[string]any{"Accept": "application/json"},
 	})
+	checked := func(s SessionInfo) {
+		b.guard.SessionChecked(b.nowMs(), s)
+		b.schedule()
+	}
 	then(p, func(resp js.Value) {
 		status := resp.Get("status").Int()
 		if status != 200 && status != 401 {
-			b.guard.SessionChecked(b.nowMs(), SessionInfo{Status: status})
-			b.schedule()
+			checked(SessionInfo{Status: status})
 			return
 		}
 		then(resp.Call("json"), func(body js.Value) {
-			b.guard.SessionChecked(b.nowMs(), sessionInfo(status, body))
-			b.schedule()
+			checked(sessionInfo(status, body))
 		}, func(js.Value) {
-			b.guard.SessionChecked(b.nowMs(), SessionInfo{Status: status})
-			b.schedule()
+			checked(SessionInfo{Status: status})
 		})
 	}, func(js.Value) {
-		b.guard.SessionChecked(b.nowMs(), SessionInfo{})
-		b.schedule()
+		checked(SessionInfo{})
 	})
 }
 
