@@ -1,10 +1,6 @@
 package hub
 
 import (
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,19 +13,8 @@ import (
 // (read.go) must never panic, never pass anything but well-formed client
 // frames to the handler, and always end or keep the socket cleanly.
 func FuzzReadFrames(f *testing.F) {
-	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{MaxPerSession: 1 << 20})
-	h.pinging = true // no pinger: nothing here waits long enough to need it
 	rec := make(recorder, 1024)
-	up := Upgrader(func(*http.Request) bool { return true })
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		h.Attach(ws, "fuzz", rec)
-	}))
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	_, url := serveHub(f, Config{MaxPerSession: 1 << 20}, "fuzz", rec)
 
 	f.Add(frame(true, websocket.TextMessage, "activity ago=5", false))
 	f.Add(frame(false, websocket.TextMessage, "activity ", false))

@@ -32,19 +32,9 @@ func dial(t *testing.T) (*websocket.Conn, recorder) {
 
 func dialHub(t *testing.T) (*websocket.Conn, recorder, *Hub) {
 	t.Helper()
-	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{})
-	h.pinging = true // no pinger goroutine: TestPingWheel turns the wheel by hand
 	rec := make(recorder, 16)
-	up := Upgrader(func(*http.Request) bool { return true })
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		h.Attach(ws, "s1", rec)
-	}))
-	t.Cleanup(srv.Close)
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	h, url := serveHub(t, Config{}, "s1", rec)
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +43,26 @@ func dialHub(t *testing.T) (*websocket.Conn, recorder, *Hub) {
 		time.Sleep(time.Millisecond) // Attach runs after the handshake
 	}
 	return ws, rec, h
+}
+
+// serveHub starts a hub behind a test server that attaches every socket to
+// session sid with handler rec, and returns the hub and the server's ws://
+// URL. The hub has no pinger: TestPingWheel turns the wheel by hand, and
+// nothing else waits long enough to need it.
+func serveHub(tb testing.TB, cfg Config, sid string, rec recorder) (*Hub, string) {
+	tb.Helper()
+	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
+	h.pinging = true
+	up := Upgrader(func(*http.Request) bool { return true })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		h.Attach(ws, sid, rec)
+	}))
+	tb.Cleanup(srv.Close)
+	return h, "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
 // frame encodes one client frame, masked unless unmasked is set.
