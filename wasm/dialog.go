@@ -68,21 +68,22 @@ func (d *warningDialog) init(onStay, onSignOut func()) {
 
 func (d *warningDialog) build() {
 	doc := d.document
-	el := d.element("dialog", "idleguard-warning", "idleguard-warning", "")
+	el := d.element("dialog", "idleguard-warning", "")
 	el.Call("setAttribute", "role", "alertdialog")
 	el.Call("setAttribute", "aria-modal", "true")
 	el.Call("setAttribute", "aria-labelledby", "idleguard-title")
 	el.Call("setAttribute", "aria-describedby", "idleguard-message")
-	el.Call("appendChild", d.element("h2", "idleguard-title", "", WarningTitle))
-	msg := d.element("p", "idleguard-message", "", "")
+	el.Call("appendChild", d.element("h2", "idleguard-title", WarningTitle))
+	msg := d.element("p", "idleguard-message", "")
 	msg.Call("appendChild", doc.Call("createTextNode", WarningBefore))
-	d.countdown = d.element("strong", "idleguard-countdown", "", "")
+	d.countdown = d.element("strong", "idleguard-countdown", "")
 	msg.Call("appendChild", d.countdown)
 	msg.Call("appendChild", doc.Call("createTextNode", WarningAfter))
 	el.Call("appendChild", msg)
-	actions := d.element("div", "", "idleguard-actions", "")
-	d.stay = d.element("button", "idleguard-stay", "idleguard-stay", StayLabel)
-	d.signOut = d.element("button", "idleguard-signout", "idleguard-signout", SignOutLabel)
+	actions := d.element("div", "", "")
+	actions.Set("className", "idleguard-actions")
+	d.stay = d.element("button", "idleguard-stay", StayLabel)
+	d.signOut = d.element("button", "idleguard-signout", SignOutLabel)
 	actions.Call("appendChild", d.stay)
 	actions.Call("appendChild", d.signOut)
 	el.Call("appendChild", actions)
@@ -92,13 +93,10 @@ func (d *warningDialog) build() {
 	d.el, d.built = el, true
 }
 
-func (d *warningDialog) element(tag, id, class, text string) js.Value {
+func (d *warningDialog) element(tag, id, text string) js.Value {
 	el := d.document.Call("createElement", tag)
 	if id != "" {
 		el.Set("id", id)
-	}
-	if class != "" {
-		el.Set("className", class)
 	}
 	if tag == "button" {
 		el.Set("type", "button")

@@ -73,14 +73,19 @@ func goodClaims(change map[string]any) jwt.MapClaims {
 		"iat": t0.Unix(),
 		"exp": t0.Add(time.Minute).Unix(),
 	}
+	override(c, change)
+	return c
+}
+
+// override applies change to m; a nil value deletes the key.
+func override(m, change map[string]any) {
 	for k, v := range change {
 		if v == nil {
-			delete(c, k)
+			delete(m, k)
 		} else {
-			c[k] = v
+			m[k] = v
 		}
 	}
-	return c
 }
 
 // sign builds a token with jwt's own signer; header entries override the
@@ -89,13 +94,7 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, header map[string]any, cla
 	t.Helper()
 	tok := jwt.NewWithClaims(m, claims)
 	tok.Header["kid"] = rfcKid
-	for k, v := range header {
-		if v == nil {
-			delete(tok.Header, k)
-		} else {
-			tok.Header[k] = v
-		}
-	}
+	override(tok.Header, header)
 	s, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatalf("sign %s: %v", m.Alg(), err)
@@ -156,6 +155,7 @@ func TestKeyIDIsRFC7638Thumbprint(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	iss, now := newIssuer(t)
+	wall := time.Now() // carries a monotonic reading
 	for _, tc := range []struct {
 		name     string
 		now      time.Time
@@ -164,13 +164,10 @@ func TestRoundTrip(t *testing.T) {
 		{"whole seconds", t0, t0.Add(time.Minute)},
 		{"fractional now and deadline", t0.Add(300 * time.Millisecond), t0.Add(48*time.Hour + 1)},
 		{"one nanosecond left", t0.Add(time.Second - 1), t0.Add(time.Second)},
-		{"deadline with monotonic reading", t0, time.Now().Add(time.Hour)},
+		{"deadline with monotonic reading", wall, wall.Add(time.Hour)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			*now = tc.now
-			if tc.name == "deadline with monotonic reading" {
-				*now = time.Now()
-			}
 			tok, issued, err := iss.Issue("alice", "s-1", tc.deadline)
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
@@ -361,10 +358,9 @@ func TestVerifyRefuses(t *testing.T) {
 	// Same signature bytes, different spelling: the last base64 character
 	// carries 4 unused bits, which only strict decoding refuses.
 	loosePadding := func() string {
-		last := validSig[len(validSig)-1]
-		i := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", last)
-		alt := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[i^1]
-		return valid[:len(valid)-1] + string(alt)
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		i := strings.IndexByte(alphabet, validSig[len(validSig)-1])
+		return valid[:len(valid)-1] + string(alphabet[i^1])
 	}()
 
 	tests := []struct {
