@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,18 +19,11 @@ func (p *tab) waitSettingsLoaded(user, value string) {
 		"the JWT tab to load for "+user)
 }
 
-// savedExpiration reads the setting over the API.
+// savedExpiration reads the setting over the API, as admin.
 func savedExpiration(t *testing.T, base string) int64 {
 	t.Helper()
 	tok, _ := mustLogin(t, base, "admin", "demo")
-	resp, body := request(t, "GET", base+"/api/settings/jwt", tok, "", nil)
-	var s struct {
-		ExpirationSeconds int64 `json:"expiration_seconds"`
-	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &s) != nil {
-		t.Fatalf("GET /api/settings/jwt: got %d %s", resp.StatusCode, body)
-	}
-	return s.ExpirationSeconds
+	return getSettings(t, base, tok).ExpirationSeconds
 }
 
 // Developer Configuration, JWT tab: a viewer sees the value and cannot
