@@ -217,9 +217,7 @@ func TestLogin(t *testing.T) {
 
 	// No redirect carries the token, whether signed in, out, or ended.
 	withCookie := func(path string) *http.Response {
-		req, _ := http.NewRequest("GET", s.base+path, nil)
-		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
-		resp, _ := do(t, req)
+		resp, _ := getWithCookie(t, s.base+path, cookie)
 		return resp
 	}
 	check := func(what string, resp *http.Response, wantStatus int, wantPath string) {

@@ -156,6 +156,17 @@ func request(t *testing.T, method, url, token, contentType string, body io.Reade
 	return do(t, req)
 }
 
+// getWithCookie sends GET url carrying cookie c, as a browser would.
+func getWithCookie(t *testing.T, url string, c *http.Cookie) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	return do(t, req)
+}
+
 var noRedirects = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	Timeout:       waitLimit,

@@ -208,9 +208,7 @@ func TestSettingsPermissions(t *testing.T) {
 	if resp, body := putExpiration(t, s.base, cashier, `{"expiration_seconds":90}`, "application/json"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cashier PUT: got %d %s, want 403", resp.StatusCode, body)
 	}
-	req, _ := http.NewRequest("GET", s.base+"/admin", nil)
-	req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
-	resp, body = do(t, req)
+	resp, body = getWithCookie(t, s.base+"/admin", cookie)
 	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("cashier /admin: got %d %s, want 403 HTML", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
