@@ -187,45 +187,45 @@ func TestPingsDoNotExtend(t *testing.T) {
 // server's own origin when given.
 func TestSocketOrigin(t *testing.T) {
 	t.Parallel()
-	t.Run("default", func(t *testing.T) {
-		t.Parallel()
-		s := startServer(t)
-		tok, _ := mustLogin(t, s.base, "cashier", "demo")
-		for _, tc := range []struct {
-			origin string
-			want   int
-		}{
+	const self = "self" // stands for the server's own origin, s.base
+	type dial struct {
+		origin string
+		want   int
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		dials []dial
+	}{
+		{"default", nil, []dial{
 			{"http://evil.example", http.StatusForbidden},
 			{"null", http.StatusForbidden},
-			{s.base, http.StatusSwitchingProtocols},
-		} {
-			h := bearer(tok)
-			h.Set("Origin", tc.origin)
-			if got := dialStatus(t, s, h); got != tc.want {
-				t.Errorf("Origin %s: got %d, want %d", tc.origin, got, tc.want)
-			}
-		}
-	})
-	t.Run("allowlist", func(t *testing.T) {
-		t.Parallel()
-		s := startServer(t, "-origins", "http://pos.example")
-		tok, _ := mustLogin(t, s.base, "cashier", "demo")
-		for _, tc := range []struct {
-			origin string
-			want   int
-		}{
+			{self, http.StatusSwitchingProtocols},
+		}},
+		{"allowlist", []string{"-origins", "http://pos.example"}, []dial{
 			{"http://pos.example", http.StatusSwitchingProtocols},
-			{s.base, http.StatusForbidden},
+			{self, http.StatusForbidden},
 			{"http://evil.example", http.StatusForbidden},
 			{"https://pos.example", http.StatusForbidden},
-		} {
-			h := bearer(tok)
-			h.Set("Origin", tc.origin)
-			if got := dialStatus(t, s, h); got != tc.want {
-				t.Errorf("Origin %s: got %d, want %d", tc.origin, got, tc.want)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, tc.args...)
+			tok, _ := mustLogin(t, s.base, "cashier", "demo")
+			for _, d := range tc.dials {
+				origin := d.origin
+				if origin == self {
+					origin = s.base
+				}
+				h := bearer(tok)
+				h.Set("Origin", origin)
+				if got := dialStatus(t, s, h); got != d.want {
+					t.Errorf("Origin %s: got %d, want %d", origin, got, d.want)
+				}
 			}
-		}
-	})
+		})
+	}
 }
 
 // Signing out, over HTTP or from a socket, ends the session in every tab.
