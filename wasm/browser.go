@@ -229,24 +229,25 @@ func (b *browser) CheckSession() {
 		"cache":       "no-store",
 		"headers":     map[string]any{"Accept": "application/json"},
 	})
-	checked := func(s SessionInfo) {
-		b.guard.SessionChecked(b.nowMs(), s)
-		b.schedule()
-	}
 	then(p, func(resp js.Value) {
 		status := resp.Get("status").Int()
 		if status != 200 && status != 401 {
-			checked(SessionInfo{Status: status})
+			b.sessionChecked(SessionInfo{Status: status})
 			return
 		}
 		then(resp.Call("json"), func(body js.Value) {
-			checked(sessionInfo(status, body))
+			b.sessionChecked(sessionInfo(status, body))
 		}, func(js.Value) {
-			checked(SessionInfo{Status: status})
+			b.sessionChecked(SessionInfo{Status: status})
 		})
 	}, func(js.Value) {
-		checked(SessionInfo{})
+		b.sessionChecked(SessionInfo{})
 	})
+}
+
+func (b *browser) sessionChecked(s SessionInfo) {
+	b.guard.SessionChecked(b.nowMs(), s)
+	b.schedule()
 }
 
 // sessionInfo reads GET /api/session's JSON, parsed by the browser.
