@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,7 +102,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	if err := connectTimes(ctx, base, c.loads, out); err != nil {
 		return err
 	}
-	return scriptTimes(ctx, c, base, plain.url, out)
+	return scriptTimes(ctx, c, base, plain.URL, out)
 }
 
 // sizes prints the module's bytes as stored and served.
@@ -164,17 +165,10 @@ func startServer(bin string) (base string, stop func(), err error) {
 	}
 }
 
-type staticServer struct {
-	url string
-	srv *http.Server
-}
-
-func (s *staticServer) Close() { s.srv.Close() }
-
 // unguardedCopy serves, as the real server sends them to a signed-in
 // cashier: /pos without the script line, /style.css, and /pos-loader: /pos
 // with the loader but no module (its input listeners alone).
-func unguardedCopy(base string) (*staticServer, error) {
+func unguardedCopy(base string) (*httptest.Server, error) {
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	resp, err := client.Post(base+"/api/login", "application/json",
@@ -227,7 +221,7 @@ func unguardedCopy(base string) (*staticServer, error) {
 		"/style.css":    {"text/css; charset=utf-8", css},
 		"/idleguard.js": {"text/javascript; charset=utf-8", loader},
 	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, ok := files[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
@@ -235,14 +229,7 @@ func unguardedCopy(base string) (*staticServer, error) {
 		}
 		w.Header().Set("Content-Type", f.contentType)
 		w.Write(f.body)
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	return &staticServer{url: "http://" + ln.Addr().String(), srv: srv}, nil
+	})), nil
 }
 
 var moduleURL = regexp.MustCompile(`var moduleURL = '[^']*';`)
