@@ -125,7 +125,7 @@ func TestLoader(t *testing.T) {
 	})
 	t.Run("head", func(t *testing.T) {
 		w := get(t, a, "HEAD", "/idleguard.js")
-		if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != itoa(len(body)) {
+		if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != strconv.Itoa(len(body)) {
 			t.Errorf("HEAD: status %d, %d bytes, length %q", w.Code, w.Body.Len(), w.Header().Get("Content-Length"))
 		}
 	})
@@ -202,7 +202,7 @@ func testPrecompressed(t *testing.T, a *Assets, path string, raw []byte, content
 			wantHeader(t, w, "Cache-Control", cache)
 			wantHeader(t, w, "Vary", "Accept-Encoding")
 			wantHeader(t, w, "Content-Encoding", c.encoding)
-			wantHeader(t, w, "Content-Length", itoa(w.Body.Len()))
+			wantHeader(t, w, "Content-Length", strconv.Itoa(w.Body.Len()))
 			etag := w.Header().Get("ETag")
 			if !strongETag.MatchString(etag) {
 				t.Errorf("ETag %q is not strong", etag)
@@ -247,6 +247,14 @@ func decode(t *testing.T, encoding string, b []byte) []byte {
 	return out
 }
 
+func gzipped(b []byte) []byte {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(b)
+	zw.Close()
+	return gz.Bytes()
+}
+
 // synthetic is a minimal web/ tree for newAssets.
 func synthetic(extra fstest.MapFS) fstest.MapFS {
 	m := fstest.MapFS{
@@ -280,13 +288,9 @@ func TestUnbuilt(t *testing.T) {
 
 func TestBuiltSynthetic(t *testing.T) {
 	module := []byte("\x00asm\x01\x00\x00\x00 a module")
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(module)
-	zw.Close()
 	a, err := newAssets(synthetic(fstest.MapFS{
 		"build/idleguard.wasm":    {Data: module},
-		"build/idleguard.wasm.gz": {Data: gz.Bytes()},
+		"build/idleguard.wasm.gz": {Data: gzipped(module)},
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -306,12 +310,8 @@ func TestBuiltSynthetic(t *testing.T) {
 }
 
 func TestStalePrecompressedIsAnError(t *testing.T) {
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte("an older module"))
-	zw.Close()
 	for name, extra := range map[string]fstest.MapFS{
-		"stale gz": {"build/idleguard.wasm": {Data: []byte("module")}, "build/idleguard.wasm.gz": {Data: gz.Bytes()}},
+		"stale gz": {"build/idleguard.wasm": {Data: []byte("module")}, "build/idleguard.wasm.gz": {Data: gzipped([]byte("an older module"))}},
 		"junk br":  {"build/idleguard.wasm": {Data: []byte("module")}, "build/idleguard.wasm.br": {Data: []byte("junk")}},
 	} {
 		if _, err := newAssets(synthetic(extra)); err == nil || !strings.Contains(err.Error(), "make wasm") {
@@ -339,5 +339,3 @@ func TestETagMatches(t *testing.T) {
 		}
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
