@@ -192,8 +192,8 @@ func (a *Assets) Page(name string) ([]byte, bool) {
 	return bytes.Clone(b), true
 }
 
-// ServeHTTP serves /idleguard.js, /wasm_exec.js, the module at WasmURL and
-// /style.css, with strong ETags (304 on If-None-Match) and, for the module
+// ServeHTTP serves /idleguard.js, /wasm_exec.js, the module at WasmURL,
+// /style.css and /pages.js, with strong ETags (304 on If-None-Match) and, for the module
 // and wasm_exec.js, the precompressed variant the client accepts. Any other
 // path is 404.
 func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
