@@ -168,7 +168,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			if p = strings.TrimSpace(p); p == "" {
 				continue
 			}
-			if !knownPermission(guard.Permission(p)) {
+			if !guard.Permission(p).Known() {
 				return fmt.Errorf("unknown permission %q (known: %s)", p, permList())
 			}
 			g.Permissions = append(g.Permissions, guard.Permission(p))
@@ -207,15 +207,6 @@ func readPasswordHash(stdin io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
 	return hash, nil
-}
-
-func knownPermission(p guard.Permission) bool {
-	for _, k := range guard.KnownPermissions {
-		if k == p {
-			return true
-		}
-	}
-	return false
 }
 
 func permList() string { return joinPerms(guard.KnownPermissions) }

@@ -21,6 +21,7 @@ import (
 
 	"idleguard/server/api"
 	"idleguard/server/clock"
+	"idleguard/server/guard"
 	"idleguard/server/hub"
 	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
@@ -76,8 +77,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if o.minExpiration < 1 || o.minExpiration > 31536000 {
-		return o, fmt.Errorf("-min-expiration must be from 1 to 31536000 seconds")
+	if o.minExpiration < 1 || o.minExpiration > guard.MaxExpirationSeconds {
+		return o, fmt.Errorf("-min-expiration must be from 1 to %d seconds", guard.MaxExpirationSeconds)
 	}
 	return o, nil
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,18 +25,25 @@ func principal(r *http.Request) sessions.Principal {
 }
 
 // tokenFrom reads the token from the Authorization header or the cookie,
-// never from the URL.
+// never from the URL. A request with another kind of Authorization gets
+// none: a header that is there but wrong must not fall back to the cookie.
 func tokenFrom(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t)
-		}
-		return ""
+	if r.Header.Get("Authorization") != "" {
+		return bearer(r)
 	}
 	if c, err := r.Cookie(CookieName); err == nil {
 		return c.Value
 	}
 	return ""
+}
+
+// bearer is the token of an "Authorization: Bearer" header, or "".
+func bearer(r *http.Request) string {
+	t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(t)
 }
 
 func (s *server) authenticate(r *http.Request) (sessions.Principal, error) {
@@ -87,7 +95,8 @@ func (s *server) pageFor(next http.Handler, perm guard.Permission) http.Handler 
 		p, err := s.authenticate(r)
 		if err != nil {
 			q := url.Values{"next": {r.URL.Path}}
-			if ended, ok := err.(*sessions.EndedError); ok {
+			var ended *sessions.EndedError
+			if errors.As(err, &ended) {
 				q.Set("reason", ended.Reason.String())
 			}
 			http.Redirect(w, r, "/login?"+q.Encode(), http.StatusSeeOther)

@@ -146,9 +146,8 @@ func (s *server) handleSession() http.Handler {
 // the cookie being replaced may already have expired.
 func (s *server) handleTokenCookie() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || tok == "" {
+		tok := bearer(r)
+		if tok == "" {
 			s.writeError(w, r, guard.Errorf(guard.EUNAUTHORIZED, "send the renewed token as Authorization: Bearer"))
 			return
 		}

@@ -6,6 +6,8 @@ package guard
 import (
 	"slices"
 	"time"
+
+	"idleguard/server/protocol"
 )
 
 // Permission is a right a group grants, named as the POS names it.
@@ -36,6 +38,9 @@ type User struct {
 	// Permissions are the user's group's, filled in by the store.
 	Permissions []Permission
 }
+
+// Known reports whether p is a permission idleguard knows.
+func (p Permission) Known() bool { return slices.Contains(KnownPermissions, p) }
 
 // Can reports whether the user's group grants p.
 func (u User) Can(p Permission) bool { return slices.Contains(u.Permissions, p) }
@@ -70,8 +75,8 @@ type Revocation struct {
 
 // Expiration Time bounds, in seconds.
 const (
-	DefaultExpirationSeconds = 172800   // 2 days, as the POS ships
-	MaxExpirationSeconds     = 31536000 // 365 days
+	DefaultExpirationSeconds = 172800                        // 2 days, as the POS ships
+	MaxExpirationSeconds     = protocol.MaxExpirationSeconds // 365 days, one bound for the API and the wire
 )
 
 // Settings is the Developer Configuration's JWT tab.

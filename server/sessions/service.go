@@ -268,13 +268,13 @@ func (s *Service) Expire(sid string, reason protocol.Reason) {
 	s.log.Info("signed out", "sid", short(sid), "reason", reason)
 }
 
-// State is the state frame for a live session; token, when due, is set.
-func (s *Service) State(sid string, withToken bool) (protocol.Message, bool) {
+// State is the state frame for a live session.
+func (s *Service) State(sid string) (protocol.Message, bool) {
 	st, ok := s.tracker.Status(sid)
 	if !ok {
 		return protocol.Message{}, false
 	}
-	return s.stateFrame(sid, st, withToken), true
+	return s.stateFrame(sid, st, false), true
 }
 
 func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Message {

@@ -35,23 +35,13 @@ func (s *Service) view(st guard.Settings) SettingsView {
 	}
 }
 
-// ValidateExpiration checks an Expiration Time against the accepted range.
-func (s *Service) ValidateExpiration(n int64) error {
-	if n < s.cfg.MinExpirationSeconds || n > guard.MaxExpirationSeconds {
-		return s.rangeError()
-	}
-	return nil
-}
-
-func (s *Service) rangeError() *guard.Error {
+// RangeError is the error for any Expiration Time that is not a whole
+// number in range, so that every bad input reads the same.
+func (s *Service) RangeError() *guard.Error {
 	return guard.Invalid("expiration_seconds",
 		"expiration_seconds must be a whole number of seconds from %d to %d (1 day = 86400)",
 		s.cfg.MinExpirationSeconds, guard.MaxExpirationSeconds)
 }
-
-// RangeError is the error for any Expiration Time that is not a whole
-// number in range, so that every bad input reads the same.
-func (s *Service) RangeError() *guard.Error { return s.rangeError() }
 
 // UpdateExpiration saves a new Expiration Time and applies it at once to
 // every session: deadlines are recomputed from last activity, sessions idle
@@ -62,8 +52,8 @@ func (s *Service) UpdateExpiration(ctx context.Context, by guard.User, seconds i
 	if !by.Can(guard.DeveloperEdit) {
 		return SettingsView{}, guard.Errorf(guard.EFORBIDDEN, "you need the Developer → Edit permission to save Developer Configuration")
 	}
-	if err := s.ValidateExpiration(seconds); err != nil {
-		return SettingsView{}, err
+	if seconds < s.cfg.MinExpirationSeconds || seconds > guard.MaxExpirationSeconds {
+		return SettingsView{}, s.RangeError()
 	}
 	s.settingsMu.Lock()
 	defer s.settingsMu.Unlock()
@@ -76,7 +66,7 @@ func (s *Service) UpdateExpiration(ctx context.Context, by guard.User, seconds i
 	}
 	s.settings = next
 	live := s.tracker.SetPolicy(s.policy(next))
-	s.sockets.SendEach(func(sid string) (protocol.Message, bool) { return s.State(sid, false) })
+	s.sockets.SendEach(func(sid string) (protocol.Message, bool) { return s.State(sid) })
 	s.log.Info("expiration time changed", "by", by.Name, "old", old.ExpirationSeconds, "new", seconds, "live_sessions", len(live))
 	return s.view(next), nil
 }

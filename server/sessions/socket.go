@@ -12,8 +12,12 @@ var _ hub.FrameHandler = (*Service)(nil)
 
 // Connected sends a newly attached socket its state. A session that ended
 // between the upgrade and now is signed out on that socket.
-func (s *Service) Connected(c *hub.Conn) {
-	m, ok := s.State(c.SessionID(), false)
+func (s *Service) Connected(c *hub.Conn) { s.sendState(c) }
+
+// sendState sends c its session's state, or signs c out if the session has
+// ended.
+func (s *Service) sendState(c *hub.Conn) {
+	m, ok := s.State(c.SessionID())
 	if !ok {
 		s.closeEnded(c)
 		return
@@ -46,12 +50,7 @@ func (s *Service) HandleFrame(c *hub.Conn, m protocol.Message) {
 		// Plain activity is not answered: the page needs nothing back, and
 		// thousands of busy tills send it.
 	case protocol.Sync:
-		st, ok := s.tracker.Status(sid)
-		if !ok {
-			s.closeEnded(c)
-			return
-		}
-		c.Send(s.stateFrame(sid, st, false))
+		s.sendState(c)
 	case protocol.SignOut:
 		if err := s.Logout(context.Background(), sid); err != nil {
 			s.log.Error("sign out from socket", "sid", short(sid), "err", err)
