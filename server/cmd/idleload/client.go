@@ -183,7 +183,7 @@ func (s *csock) echoFrame(data []byte, now time.Time) {
 		case bytes.HasPrefix(line, []byte("state ")) && s.fanout == 0:
 			s.fanout = now.UnixNano()
 		case bytes.HasPrefix(line, []byte("logout ")) && s.logout == 0:
-			s.logout, s.reason = now.UnixNano(), "idle"
+			s.logout, s.reason = now.UnixNano(), protocol.ReasonIdle.String()
 		}
 	}
 }
@@ -283,7 +283,8 @@ func (cl *client) connect(c command) reply {
 }
 
 var activityFrame = func() *websocket.PreparedMessage {
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, []byte("activity ago=0"))
+	frame := protocol.Append(nil, protocol.Message{Kind: protocol.Activity}) // "activity ago=0"
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
 	if err != nil {
 		panic(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"idleguard/server/debugstats"
+	"idleguard/server/protocol"
 )
 
 // The baseline: a plain gorilla/websocket echo server written the way the
@@ -171,7 +172,7 @@ func (c *echoClient) writePump() {
 				c.mu.Unlock()
 				var payload []byte
 				if code != 0 {
-					payload = websocket.FormatCloseMessage(code, "idle")
+					payload = websocket.FormatCloseMessage(code, protocol.ReasonIdle.String())
 				}
 				c.conn.WriteMessage(websocket.CloseMessage, payload)
 				return
@@ -199,13 +200,15 @@ func (c *echoClient) writePump() {
 	}
 }
 
-var echoLogout = []byte("logout reason=idle")
+// echoLogout is idleguard's idle sign-out frame, "logout reason=idle".
+var echoLogout = protocol.Append(nil, protocol.Message{Kind: protocol.Logout, Reason: protocol.ReasonIdle})
 
-// signOut is the baseline's sign-out: the frame, then close code 4001.
+// signOut is the baseline's sign-out: the frame, then idleguard's close code
+// for it (4001).
 func (c *echoClient) signOut() {
 	c.trySend(echoLogout)
 	c.mu.Lock()
-	c.closeCode = 4001
+	c.closeCode = protocol.ReasonIdle.CloseCode()
 	c.mu.Unlock()
 	c.hub.unregister <- c
 }
