@@ -88,13 +88,15 @@ func (db *DB) SaveActivity(ctx context.Context, batch []guard.Activity) error {
 	})
 }
 
+// revokeSQL ends one live session; a revoked one keeps its first time and
+// reason.
+const revokeSQL = `UPDATE sessions SET revoked = 1, revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked = 0`
+
 // RevokeSession ends a session (ENOTFOUND if unknown). Revoking it again
 // succeeds and keeps the first time and reason.
 func (db *DB) RevokeSession(ctx context.Context, id string, at time.Time, reason string) error {
 	return db.write(ctx, "revoke session", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE sessions SET revoked = 1, revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked = 0`,
-			millis(at), reason, id)
+		res, err := tx.ExecContext(ctx, revokeSQL, millis(at), reason, id)
 		if err != nil {
 			return err
 		}
@@ -119,8 +121,7 @@ func (db *DB) RevokeSessions(ctx context.Context, batch []guard.Revocation) erro
 		return nil
 	}
 	return db.write(ctx, "revoke sessions", func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx,
-			`UPDATE sessions SET revoked = 1, revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked = 0`)
+		stmt, err := tx.PrepareContext(ctx, revokeSQL)
 		if err != nil {
 			return err
 		}
