@@ -80,14 +80,27 @@ func (s *Service) Changes(ctx context.Context, limit int) ([]guard.SettingsChang
 	return c, nil
 }
 
+// Ended sessions are kept this long (so a late 401 can still say why a
+// session ended), then deleted, so the table does not grow without end.
+const (
+	keepEnded  = 30 * 24 * time.Hour
+	purgeEvery = time.Hour
+)
+
 // Run writes last activity and idle revocations behind, every FlushEvery,
-// until ctx is done; then it flushes once more and returns.
+// and deletes long-ended sessions every hour, until ctx is done; then it
+// flushes once more and returns.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.FlushEvery)
 	defer t.Stop()
+	purge := time.NewTicker(purgeEvery)
+	defer purge.Stop()
+	s.purge(ctx)
 	var buf []guard.Activity
 	for {
 		select {
+		case <-purge.C:
+			s.purge(ctx)
 		case <-ctx.Done():
 			// The process is ending: no more sign-outs from this node (the
 			// next one recomputes every deadline from the store).
@@ -101,6 +114,15 @@ func (s *Service) Run(ctx context.Context) error {
 				s.log.Error("write behind", "err", err)
 			}
 		}
+	}
+}
+
+func (s *Service) purge(ctx context.Context) {
+	n, err := s.store.PurgeSessions(ctx, s.clock.Now().Round(0).Add(-keepEnded))
+	if err != nil {
+		s.log.Error("purge ended sessions", "err", err)
+	} else if n > 0 {
+		s.log.Info("purged ended sessions", "count", n, "ended_before_days", keepEnded.Hours()/24)
 	}
 }
 
