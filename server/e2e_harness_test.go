@@ -260,17 +260,7 @@ func (p *tab) signInHere(user, pass, want string) {
 // waitPath polls until location.pathname is want.
 func (p *tab) waitPath(want string) {
 	p.t.Helper()
-	end := time.Now().Add(waitLimit)
-	for {
-		got := p.path()
-		if got == want {
-			return
-		}
-		if time.Now().After(end) {
-			p.t.Fatalf("%s: location.pathname is %q, want %q", p.name, got, want)
-		}
-		time.Sleep(e2ePoll)
-	}
+	p.waitTrue(`location.pathname === `+jsString(want), "location.pathname "+jsString(want))
 }
 
 // waitGuard polls until the guard reports its socket connected and a
@@ -290,7 +280,7 @@ func (p *tab) waitTrue(expr, what string) {
 			return
 		}
 		if time.Now().After(end) {
-			p.t.Fatalf("%s: waited %v for %s", p.name, waitLimit, what)
+			p.t.Fatalf("%s: waited %v for %s (on %q)", p.name, waitLimit, what, p.path())
 		}
 		time.Sleep(e2ePoll)
 	}
