@@ -69,12 +69,7 @@ func TestE2EScreenshots(t *testing.T) {
 	cashier.waitGuard()
 	last := time.Now()
 	// The warning comes 2 s before the deadline (a quarter of 8 s).
-	for !warningOpen(cashier) {
-		if time.Since(last) > waitLimit {
-			t.Fatalf("no warning %v after the last tap", waitLimit)
-		}
-		time.Sleep(e2ePoll)
-	}
+	cashier.waitTrue(warningOpenExpr, "the warning")
 	if c := cashier.text("idleguard-countdown"); !strings.HasPrefix(c, "0:0") {
 		t.Errorf("countdown %q, want seconds", c)
 	}

@@ -32,10 +32,25 @@ const lookExpr = `(() => {
 		countdown: c ? c.textContent : ''};
 })()`
 
+// warningOpenExpr is true while the warning dialog is open.
+const warningOpenExpr = `(() => { const d = document.getElementById('idleguard-warning'); return !!(d && d.open); })()`
+
 // warningOpen reports whether the warning dialog is open in p.
 func warningOpen(p *tab) bool {
-	open, _ := try[bool](p, `(() => { const d = document.getElementById('idleguard-warning'); return !!(d && d.open); })()`)
+	open, _ := try[bool](p, warningOpenExpr)
 	return open
+}
+
+// wantPOSFor polls p for d: it must stay on /pos with no warning. On a
+// failure it calls stop (ending the typing) before failing the test.
+func (p *tab) wantPOSFor(d time.Duration, what string, stop func() (time.Time, error)) {
+	p.t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(e2ePoll) {
+		if look := eval[pageLook](p, lookExpr); look.Path != "/pos" || look.Open {
+			stop()
+			p.t.Fatalf("%s %s: got %+v, want /pos with no warning", p.name, what, look)
+		}
+	}
 }
 
 // wantIdleReason checks the login page's reason banner and URL after an idle
@@ -82,12 +97,7 @@ func TestE2ESeedScenario(t *testing.T) {
 	cashier.do(chromedp.MouseEvent(chromedp.MouseMoved, 640, 360))
 	stop := cashier.keepTyping(typingEvery)
 	cashier.waitGuard()
-	for end := time.Now().Add(2 * n); time.Now().Before(end); time.Sleep(e2ePoll) {
-		if look := eval[pageLook](cashier, lookExpr); look.Path != "/pos" || look.Open {
-			stop()
-			t.Fatalf("while typing: got %+v, want /pos with no warning", look)
-		}
-	}
+	cashier.wantPOSFor(2*n, "while typing", stop)
 	last, err := stop()
 	if err != nil {
 		t.Fatalf("typing: %v", err)
@@ -146,12 +156,7 @@ func TestE2ETwoTabs(t *testing.T) {
 	tabB.navigate(s.base + "/pos")
 	a.waitGuard()
 	tabB.waitGuard()
-	for end := time.Now().Add(2 * n); time.Now().Before(end); time.Sleep(e2ePoll) {
-		if look := eval[pageLook](tabB, lookExpr); look.Path != "/pos" || look.Open {
-			stop()
-			t.Fatalf("tab B while A types: got %+v, want /pos with no warning", look)
-		}
-	}
+	tabB.wantPOSFor(2*n, "while A types", stop)
 	last, err := stop()
 	if err != nil {
 		t.Fatalf("typing in tab A: %v", err)
