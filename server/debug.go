@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"idleguard/server/debugstats"
@@ -24,20 +23,14 @@ func startDebug(log *slog.Logger, addr string, h *hub.Hub, tracker *idle.Tracker
 	if err != nil {
 		return nil, fmt.Errorf("debug listen: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/debug/stats", debugstats.Handler(func() debugstats.Counters {
+	mux := debugstats.Mux(func() debugstats.Counters {
 		return debugstats.Counters{
 			Sockets:   h.Count(),
 			Sessions:  tracker.Len(),
 			Frames:    h.Frames(),
 			LastWrite: unixNano(h.LastWrite()),
 		}
-	}))
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

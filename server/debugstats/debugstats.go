@@ -6,6 +6,7 @@ package debugstats
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"runtime/debug"
 )
@@ -66,4 +67,17 @@ func Handler(counters func() Counters) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(Read(counters()))
 	})
+}
+
+// Mux is a debug listener's routes: net/http/pprof under /debug/pprof/ and
+// Handler(counters) at /debug/stats.
+func Mux(counters func() Counters) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/stats", Handler(counters))
+	return mux
 }

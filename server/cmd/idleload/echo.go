@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -277,12 +276,9 @@ func runEcho(args []string) error {
 		}
 		fmt.Fprintln(w, h.schedule(at))
 	})
-	dmux := http.NewServeMux()
-	dmux.HandleFunc("/debug/pprof/", pprof.Index)
-	dmux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	dmux.Handle("/debug/stats", debugstats.Handler(func() debugstats.Counters {
+	dmux := debugstats.Mux(func() debugstats.Counters {
 		return debugstats.Counters{Sockets: int(h.sockets.Load()), Frames: h.frames.Load(), LastWrite: h.lastWrite.Load()}
-	}))
+	})
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
