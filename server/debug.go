@@ -28,7 +28,7 @@ func startDebug(log *slog.Logger, addr string, h *hub.Hub, tracker *idle.Tracker
 			Sockets:   h.Count(),
 			Sessions:  tracker.Len(),
 			Frames:    h.Frames(),
-			LastWrite: unixNano(h.LastWrite()),
+			LastWrite: h.LastWrite(),
 		}
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -43,12 +43,4 @@ func startDebug(log *slog.Logger, addr string, h *hub.Hub, tracker *idle.Tracker
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
-}
-
-// unixNano is t in Unix ns, or 0 for the zero time.
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
 }
