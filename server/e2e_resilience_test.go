@@ -48,16 +48,18 @@ func (p *tab) serverRemaining() time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-// waitKeyReported waits until the server's deadline counts from the key
-// pressed at last, so that what follows (the server going away) cannot
-// overtake the report. The page was idle for a second before the key, so
-// a deadline from any earlier input is a second shorter.
-func (p *tab) waitKeyReported(last time.Time, n time.Duration) {
+// keyAfterIdle leaves the page idle for a second, presses a key, and waits
+// until the server's deadline counts from that key, so that what follows
+// (the server going away) cannot overtake the report: a deadline from any
+// earlier input is a second shorter. It returns when the key was pressed.
+func (p *tab) keyAfterIdle(n time.Duration) (last time.Time) {
 	p.t.Helper()
+	time.Sleep(time.Second)
+	last = p.pressKey()
 	for {
 		rem := p.serverRemaining()
 		if rem > n-time.Since(last)-500*time.Millisecond {
-			return
+			return last
 		}
 		if time.Since(last) > n/2 {
 			p.t.Fatalf("%s: the server's remaining time is %v %v after the key: the key was not reported", p.name, rem, time.Since(last).Round(time.Millisecond))
@@ -66,8 +68,8 @@ func (p *tab) waitKeyReported(last time.Time, n time.Duration) {
 	}
 }
 
-// consoleReports sends the page's console lines that start with "e2e:"
-// (less the prefix up to the first space) on the returned channel.
+// consoleReports sends what follows "e2e:signout " in the page's console
+// lines (reportSignOut's JSON) on the returned channel.
 func (p *tab) consoleReports() <-chan string {
 	ch := make(chan string, 16)
 	msgs := chromedp.Console(p.ctx) // subscribed now
@@ -103,9 +105,7 @@ func TestE2EServerUnreachable(t *testing.T) {
 	pos.waitGuard()
 	reports := pos.consoleReports()
 	eval[bool](pos, reportSignOut)
-	time.Sleep(time.Second)
-	last := pos.pressKey()
-	pos.waitKeyReported(last, n)
+	last := pos.keyAfterIdle(n)
 	s.stop(t)
 	t.Logf("server stopped %v after the last key", time.Since(last).Round(time.Millisecond))
 	if time.Since(last) > n-2*time.Second {
@@ -186,9 +186,7 @@ func TestE2EServerRestart(t *testing.T) {
 	pos.signIn(s.base, "cashier", "demo")
 	pos.waitGuard()
 	eval[bool](pos, recordStates)
-	time.Sleep(time.Second)
-	last := pos.pressKey()
-	pos.waitKeyReported(last, n)
+	last := pos.keyAfterIdle(n)
 
 	began := time.Now()
 	s.restart(t)
