@@ -50,8 +50,8 @@ func TestE2ECartSurvivesSignOut(t *testing.T) {
 		t.Fatalf("cart after three taps: got %+v, want %+v", got, want)
 	}
 
-	waitSignedOut(t, last, waitLimit, pos)
-	wantIdleReason(t, pos, landing{href: eval[string](pos, "location.href")}, "3")
+	landed := waitSignedOut(t, last, waitLimit, pos)
+	wantIdleReason(t, pos, landed[0], "3")
 	// Long enough for the next sign-ins and checks.
 	setExpiration(t, s.base, 600)
 
