@@ -50,7 +50,13 @@ func (c *Conn) SessionID() string { return c.sid }
 
 // Send queues m to this socket only.
 func (c *Conn) Send(m protocol.Message) {
-	c.enqueue(outFrame{data: protocol.Append(make([]byte, 0, 64+len(m.Token)), m)})
+	c.enqueue(outFrame{data: encode(m)})
+}
+
+// encode is m as a text frame's payload, with room for its token so that
+// it is usually one allocation.
+func encode(m protocol.Message) []byte {
+	return protocol.Append(make([]byte, 0, 64+len(m.Token)), m)
 }
 
 // Close sends a close frame with code and reason and ends the socket.

@@ -226,7 +226,7 @@ func (h *Hub) Send(sid string, m protocol.Message) {
 		h.mu.Unlock()
 		return
 	}
-	frame := protocol.Append(make([]byte, 0, 64+len(m.Token)), m)
+	frame := encode(m)
 	for _, c := range conns {
 		c.enqueue(outFrame{data: frame})
 	}
@@ -264,7 +264,7 @@ func (h *Hub) SignOut(sid string, reason protocol.Reason, expirationS int64) {
 	if len(conns) == 0 {
 		return
 	}
-	frame := protocol.Append(nil, protocol.Message{Kind: protocol.Logout, Reason: reason, ExpirationS: expirationS})
+	frame := encode(protocol.Message{Kind: protocol.Logout, Reason: reason, ExpirationS: expirationS})
 	closing := websocket.FormatCloseMessage(reason.CloseCode(), reason.String())
 	for _, c := range conns {
 		c.detached.Store(true)
