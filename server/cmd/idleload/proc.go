@@ -17,19 +17,15 @@ const clockTicks = 100
 
 // rssBytes is the process's resident set (VmRSS).
 func rssBytes(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	v, ok, err := procLine(pid, "status", "VmRSS:")
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
+	if !ok {
+		return 0, fmt.Errorf("no VmRSS for pid %d", pid)
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+	return kb << 10, err
 }
 
 // cpuSeconds is the process's user plus system CPU time.
@@ -60,25 +56,35 @@ func cpuSeconds(pid int) (float64, error) {
 // openFilesLimit is the soft limit on open files of process pid, from
 // /proc/<pid>/limits.
 func openFilesLimit(pid int) (int, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/limits", pid))
+	rest, ok, err := procLine(pid, "limits", "Max open files")
 	if err != nil {
 		return 0, err
+	}
+	fields := strings.Fields(rest)
+	switch {
+	case !ok || len(fields) == 0:
+		return 0, fmt.Errorf("no open files limit for pid %d", pid)
+	case fields[0] == "unlimited":
+		return 1 << 30, nil
+	}
+	return strconv.Atoi(fields[0])
+}
+
+// procLine is the rest of the first line of /proc/<pid>/<file> that starts
+// with prefix; ok is false if no line does.
+func procLine(pid int, file, prefix string) (rest string, ok bool, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		return "", false, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "Max open files"); ok {
-			fields := strings.Fields(rest)
-			if len(fields) == 0 {
-				break
-			}
-			if fields[0] == "unlimited" {
-				return 1 << 30, nil
-			}
-			return strconv.Atoi(fields[0])
+		if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+			return rest, true, nil
 		}
 	}
-	return 0, fmt.Errorf("no open files limit for pid %d", pid)
+	return "", false, nil
 }
 
 // ownLimits returns this process's soft and hard open-files limits, after

@@ -189,12 +189,8 @@ func machine() string {
 			mem = f[1] + " kB"
 		}
 	}
-	kernel := "?"
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = strings.TrimSpace(string(b))
-	}
 	return fmt.Sprintf("%d CPUs (%s), MemTotal %s, Linux %s, %s; somaxconn %s, ip_local_port_range %s",
-		runtime.NumCPU(), model, mem, kernel, runtime.Version(),
+		runtime.NumCPU(), model, mem, sysctl("kernel/osrelease"), runtime.Version(),
 		sysctl("net/core/somaxconn"), sysctl("net/ipv4/ip_local_port_range"))
 }
 
