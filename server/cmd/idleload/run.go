@@ -128,19 +128,11 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 	// The baseline: after a forced GC (for the leak check), then as it is a
 	// second later (for RSS).
 	time.Sleep(time.Second)
-	for _, x := range []struct {
-		s *server
-		r *serverResult
-	}{{ig, &res.IG}, {echo, &res.Echo}} {
-		if x.r.BaseGC, err = x.s.sample(true); err != nil {
-			return err
-		}
-	}
-	time.Sleep(time.Second)
-	if res.IG.Base, err = ig.sample(false); err != nil {
+	if res.IG.BaseGC, res.Echo.BaseGC, err = sampleBoth(ig, echo, true); err != nil {
 		return err
 	}
-	if res.Echo.Base, err = echo.sample(false); err != nil {
+	time.Sleep(time.Second)
+	if res.IG.Base, res.Echo.Base, err = sampleBoth(ig, echo, false); err != nil {
 		return err
 	}
 	logf("baseline: idleguard %s with %d live sessions, echo %s", mib(res.IG.Base.RSS), res.IG.Base.Stats.Sessions, mib(res.Echo.Base.RSS))
@@ -207,10 +199,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 	if err := sleep(ctx, cfg.settle); err != nil {
 		return err
 	}
-	if res.IG.Settle, err = ig.sample(false); err != nil {
-		return err
-	}
-	if res.Echo.Settle, err = echo.sample(false); err != nil {
+	if res.IG.Settle, res.Echo.Settle, err = sampleBoth(ig, echo, false); err != nil {
 		return err
 	}
 	res.IG.Held, res.Echo.Held = res.IG.Settle.Stats.Sockets, res.Echo.Settle.Stats.Sockets
@@ -226,10 +215,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 			logf("  soaking: idleguard %s, echo %s", mib(s.RSS), mib(e.RSS))
 		}
 	}
-	if res.IG.Soaked, err = ig.sample(false); err != nil {
-		return err
-	}
-	if res.Echo.Soaked, err = echo.sample(false); err != nil {
+	if res.IG.Soaked, res.Echo.Soaked, err = sampleBoth(ig, echo, false); err != nil {
 		return err
 	}
 	res.IG.SoakHeld, res.Echo.SoakHeld = res.IG.Soaked.Stats.Sockets, res.Echo.Soaked.Stats.Sockets
@@ -320,11 +306,9 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 
 	// Close everything; what is left is a leak.
 	logf("closing every socket")
-	if _, err := all(clients, command{Cmd: "close"}); err != nil {
+	if err := closeAll(clients, ig, echo); err != nil {
 		return err
 	}
-	waitSockets(ig, 0, 30*time.Second)
-	waitSockets(echo, 0, 30*time.Second)
 	if err := sleep(ctx, 5*time.Second); err != nil {
 		return err
 	}
@@ -349,18 +333,13 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 	}
 	waitSockets(ig, n-res.Late, 30*time.Second)
 	waitSockets(echo, n-res.Late, 30*time.Second)
-	if _, err := all(clients, command{Cmd: "close"}); err != nil {
+	if err := closeAll(clients, ig, echo); err != nil {
 		return err
 	}
-	waitSockets(ig, 0, 30*time.Second)
-	waitSockets(echo, 0, 30*time.Second)
 	if err := sleep(ctx, 3*time.Second); err != nil {
 		return err
 	}
-	if res.IG.ClosedGC2, err = ig.sample(true); err != nil {
-		return err
-	}
-	if res.Echo.ClosedGC2, err = echo.sample(true); err != nil {
+	if res.IG.ClosedGC2, res.Echo.ClosedGC2, err = sampleBoth(ig, echo, true); err != nil {
 		return err
 	}
 	for _, s := range []*server{ig, echo} {
@@ -375,6 +354,26 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 			return err
 		}
 	}
+	return nil
+}
+
+// sampleBoth samples idleguard, then the baseline.
+func sampleBoth(ig, echo *server, gc bool) (igS, echoS sample, err error) {
+	if igS, err = ig.sample(gc); err != nil {
+		return igS, echoS, err
+	}
+	echoS, err = echo.sample(gc)
+	return igS, echoS, err
+}
+
+// closeAll has every client close its sockets and waits until neither
+// server counts any open.
+func closeAll(clients []*clientProc, ig, echo *server) error {
+	if _, err := all(clients, command{Cmd: "close"}); err != nil {
+		return err
+	}
+	waitSockets(ig, 0, 30*time.Second)
+	waitSockets(echo, 0, 30*time.Second)
 	return nil
 }
 
