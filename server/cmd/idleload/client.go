@@ -57,17 +57,16 @@ type command struct {
 
 // socketReport is one socket's story, for the orchestrator to judge.
 type socketReport struct {
-	I        int    `json:"i"`
-	Srv      string `json:"srv"`
-	Fanout   int64  `json:"fanout,omitempty"`   // Unix ns: the changed setting arrived
-	Logout   int64  `json:"logout,omitempty"`   // Unix ns: the logout frame arrived
-	Reason   string `json:"reason,omitempty"`   // its reason
-	RemLate  int64  `json:"rem_late,omitempty"` // µs: logout minus (last remaining= frame + remaining), monotonic
-	HasRem   bool   `json:"has_rem,omitempty"`
-	Code     int    `json:"code,omitempty"` // close code received
-	Err      string `json:"err,omitempty"`
-	Frames   int64  `json:"frames,omitempty"`
-	Warnings int    `json:"warnings,omitempty"`
+	I       int    `json:"i"`
+	Srv     string `json:"srv"`
+	Fanout  int64  `json:"fanout,omitempty"`   // Unix ns: the changed setting arrived
+	Logout  int64  `json:"logout,omitempty"`   // Unix ns: the logout frame arrived
+	Reason  string `json:"reason,omitempty"`   // its reason
+	RemLate int64  `json:"rem_late,omitempty"` // µs: logout minus (last remaining= frame + remaining), monotonic
+	HasRem  bool   `json:"has_rem,omitempty"`
+	Code    int    `json:"code,omitempty"` // close code received
+	Err     string `json:"err,omitempty"`
+	Frames  int64  `json:"frames,omitempty"`
 }
 
 type reply struct {
@@ -101,7 +100,6 @@ type csock struct {
 	code     int
 	err      string
 	frames   int64
-	warnings int
 }
 
 // readBufs hold one frame while a reader looks at it; an echo batch of
@@ -158,7 +156,6 @@ func (s *csock) igFrame(data []byte, now time.Time) {
 		}
 		s.remAt, s.rem = now, m.RemainingMs
 	case protocol.Warning:
-		s.warnings++
 		s.remAt, s.rem = now, m.RemainingMs
 	case protocol.Logout:
 		if s.logout == 0 {
@@ -342,7 +339,6 @@ func (cl *client) report() reply {
 		rep.Sockets = append(rep.Sockets, socketReport{
 			I: s.ps.I, Srv: s.ps.Srv, Fanout: s.fanout, Logout: s.logout, Reason: s.reason,
 			RemLate: s.remLate, HasRem: s.hasRem, Code: s.code, Err: s.err, Frames: s.frames,
-			Warnings: s.warnings,
 		})
 		s.mu.Unlock()
 	}

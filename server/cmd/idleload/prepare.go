@@ -34,7 +34,6 @@ const (
 )
 
 type dataset struct {
-	dir       string
 	tokens    []string // by session index
 	late      []int64  // deadline offset in ms within the sign-out second, or -1
 	base      time.Time
@@ -60,7 +59,7 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 		return nil, err
 	}
 	defer db.Close()
-	d := &dataset{dir: dir, adminName: "bench-admin", adminPass: randomID()}
+	d := &dataset{adminName: "bench-admin", adminPass: randomID()}
 
 	admins := guard.Group{Name: "bench-admins", Permissions: []guard.Permission{guard.DeveloperView, guard.DeveloperEdit}}
 	tills := guard.Group{Name: "bench-cashiers"}

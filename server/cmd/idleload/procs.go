@@ -153,14 +153,13 @@ func freePort() (string, error) {
 
 // clientProc is one `idleload client`.
 type clientProc struct {
-	n       int
-	cmd     *exec.Cmd
-	in      *json.Encoder
-	out     *bufio.Scanner
-	sockets int
+	n   int
+	cmd *exec.Cmd
+	in  *json.Encoder
+	out *bufio.Scanner
 }
 
-func startClient(self string, n int, planPath, logPath string, sockets int) (*clientProc, error) {
+func startClient(self string, n int, planPath, logPath string) (*clientProc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -182,7 +181,7 @@ func startClient(self string, n int, planPath, logPath string, sockets int) (*cl
 	go func() { cmd.Wait(); logf.Close() }()
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	return &clientProc{n: n, cmd: cmd, in: json.NewEncoder(stdin), out: sc, sockets: sockets}, nil
+	return &clientProc{n: n, cmd: cmd, in: json.NewEncoder(stdin), out: sc}, nil
 }
 
 func (c *clientProc) do(cmd command) (reply, error) {

@@ -168,7 +168,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			return err
 		}
-		cp, err := startClient(self, c, path, filepath.Join(tmp, fmt.Sprintf("client%d.log", c)), len(plans[c].Sockets))
+		cp, err := startClient(self, c, path, filepath.Join(tmp, fmt.Sprintf("client%d.log", c)))
 		if err != nil {
 			return err
 		}
