@@ -163,7 +163,7 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	clk := clock.Real{}
-	tokens := token.New(key, token.Config{Issuer: "idleguard", Audience: "pos", Now: clk.Now})
+	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: clk.Now})
 	svc, err := sessions.New(ctx, log, clk, db, tokens, sessions.Config{
 		MinExpirationSeconds: o.minExpiration,
 		MaxLifetime:          o.maxLifetime,

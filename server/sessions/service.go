@@ -132,7 +132,7 @@ func (s *Service) Login(ctx context.Context, username, password string) (SignedI
 		return SignedIn{}, fail
 	}
 	now := s.clock.Now()
-	sess := guard.Session{ID: newSessionID(), UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
+	sess := guard.Session{ID: NewSessionID(), UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
 	// Stored with wall-clock times; kept in memory with monotonic ones.
 	stored := sess
 	stored.Created, stored.LastActivity = now.Round(0), now.Round(0)
@@ -307,7 +307,8 @@ func (s *Service) expirationSeconds() int64 {
 	return int64(s.tracker.Policy().Expiration / time.Second)
 }
 
-func newSessionID() string {
+// NewSessionID returns a new random session id (144 bits, base64url).
+func NewSessionID() string {
 	b := make([]byte, 18)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)

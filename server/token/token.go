@@ -28,6 +28,13 @@ import (
 // bytes; anything near this limit is not one of ours.
 const MaxTokenLen = 4 << 10
 
+// The iss and aud every idleguard server issues and expects; a program that
+// mints tokens for one (the load harness) must use the same.
+const (
+	DefaultIssuer   = "idleguard"
+	DefaultAudience = "pos"
+)
+
 // Config names the token's issuer and audience and gives the clock.
 type Config struct {
 	Issuer   string           // iss, e.g. "idleguard"

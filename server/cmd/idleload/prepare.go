@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"idleguard/server/guard"
+	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
 	"idleguard/server/token"
 )
@@ -59,7 +58,7 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 		return nil, err
 	}
 	defer db.Close()
-	d := &dataset{adminName: "bench-admin", adminPass: randomID()}
+	d := &dataset{adminName: "bench-admin", adminPass: sessions.NewSessionID()}
 
 	admins := guard.Group{Name: "bench-admins", Permissions: []guard.Permission{guard.DeveloperView, guard.DeveloperEdit}}
 	tills := guard.Group{Name: "bench-cashiers"}
@@ -95,7 +94,7 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	iss := token.New(key, token.Config{Issuer: "idleguard", Audience: "pos"})
+	iss := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience})
 
 	d.base = now.Truncate(time.Second)
 	d.tokens = make([]string, n)
@@ -106,7 +105,7 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 			d.late[i] = int64(i) * 1000 / int64(k) // spread over the second
 		}
 		u := users[i%len(users)]
-		sid := randomID()
+		sid := sessions.NewSessionID()
 		last := d.lastActivity(i)
 		if err := db.CreateSession(ctx, guard.Session{ID: sid, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
 			return nil, err
@@ -118,10 +117,4 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 		d.tokens[i] = tok
 	}
 	return d, nil
-}
-
-func randomID() string {
-	b := make([]byte, 18)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
