@@ -39,7 +39,7 @@ func (s *Service) view(st guard.Settings) SettingsView {
 // number in range, so that every bad input reads the same.
 func (s *Service) RangeError() *guard.Error {
 	return guard.Invalid("expiration_seconds",
-		"expiration_seconds must be a whole number of seconds from %d to %d (1 day = 86400)",
+		"Expiration Time (expiration_seconds) must be a whole number of seconds from %d to %d (1 day = 86400)",
 		s.cfg.MinExpirationSeconds, guard.MaxExpirationSeconds)
 }
 
