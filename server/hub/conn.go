@@ -24,15 +24,15 @@ type Conn struct {
 	queue   []outFrame
 	writing bool // a writer goroutine owns ws's write side
 	closed  bool // a close frame is queued or sent: nothing more goes out
+	hangup  bool // the reader has ended: the writer closes ws once the queue is out
 
 	// slot and slotIdx place the socket on the pinger's wheel (slot -1:
 	// off it); guarded by the hub's lock.
 	slot, slotIdx int32
 
 	// Reader-only state.
-	windowStart time.Time
-	frames      int
-	rs          readState
+	tat int64 // the frame rate's token bucket, see allowFrame
+	rs  readState
 }
 
 type outFrame struct {
@@ -64,19 +64,20 @@ func (c *Conn) Close(code int, reason string) {
 	c.enqueue(outFrame{data: websocket.FormatCloseMessage(code, reason), close: true})
 }
 
-// enqueue adds f to the queue and starts a writer if none is running. It
-// never blocks: a client whose queue is full is too slow and is dropped.
-func (c *Conn) enqueue(f outFrame) {
+// enqueue adds f to the queue and starts a writer if none is running, and
+// reports whether it did. It never blocks: a client whose queue is full is
+// too slow and is dropped.
+func (c *Conn) enqueue(f outFrame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return
+		return false
 	}
 	if len(c.queue) >= maxQueue {
 		c.closed = true
 		c.queue = nil
 		c.ws.NetConn().Close() // the reader sees the error and cleans up
-		return
+		return false
 	}
 	if f.close {
 		c.closed = true
@@ -86,6 +87,7 @@ func (c *Conn) enqueue(f outFrame) {
 		c.writing = true
 		go c.writeLoop()
 	}
+	return true
 }
 
 // writeLoop writes queued frames until the queue is empty, then exits, so
@@ -98,7 +100,11 @@ func (c *Conn) writeLoop() {
 			if c.queue != nil && cap(c.queue) > 4 {
 				c.queue = nil // let a burst's backing array go
 			}
+			hangup := c.hangup
 			c.mu.Unlock()
+			if hangup {
+				c.ws.Close()
+			}
 			return
 		}
 		f := c.queue[0]
@@ -145,22 +151,34 @@ func (c *Conn) readLoop() {
 		}
 		ok := c.consume(b[:n])
 		readBufs.Put(b)
+		if testHookRead != nil {
+			testHookRead(&c.rs)
+		}
 		if !ok {
 			return
 		}
 	}
 }
 
-// allowFrame enforces the per-socket frame rate with a fixed window: cheap,
-// and a page reporting at most a few frames a second never meets it.
+// allowFrame takes a token from the socket's frame bucket, if there is one.
+// The bucket is one integer (the generic cell rate algorithm): tat is when
+// it will be full again, on the process's monotonic clock; each frame moves
+// tat on by one interval, and a frame that would put tat more than
+// frameBurst intervals ahead of now finds the bucket empty. A new socket's
+// zero tat is a full bucket.
 func (c *Conn) allowFrame() bool {
-	now := time.Now()
-	if now.Sub(c.windowStart) >= frameWindow {
-		c.windowStart, c.frames = now, 0
+	now := int64(time.Since(monotonicStart))
+	tat := max(c.tat, now)
+	if tat-now > (frameBurst-1)*int64(frameInterval) {
+		return false
 	}
-	c.frames++
-	return c.frames <= frameBurst
+	c.tat = tat + int64(frameInterval)
+	return true
 }
+
+// monotonicStart is the zero of allowFrame's clock: time.Since reads the
+// monotonic clock, which no change of the wall clock moves.
+var monotonicStart = time.Now()
 
 func (c *Conn) isClosed() bool {
 	c.mu.Lock()
@@ -168,12 +186,20 @@ func (c *Conn) isClosed() bool {
 	return c.closed
 }
 
+// teardown ends the socket when its reader ends. A writer still at work may
+// be sending a close frame the reader queued just before it ended (a
+// refusal, or the answer to the peer's close): it closes ws itself once its
+// queue is out, so that the close frame is never cut off.
 func (c *Conn) teardown() {
 	c.mu.Lock()
 	c.closed = true
+	writing := c.writing
+	c.hangup = writing
 	c.mu.Unlock()
 	c.hub.remove(c)
-	c.ws.Close()
+	if !writing {
+		c.ws.Close()
+	}
 }
 
 // closeNow closes a socket that never joined the hub.

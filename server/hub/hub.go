@@ -36,9 +36,19 @@ const (
 	closeGrace = time.Second
 	// maxQueue frames waiting for a slow client before it is dropped.
 	maxQueue = 32
-	// Per-socket frame rate: at most frameBurst frames in any frameWindow.
-	frameBurst  = 20
-	frameWindow = time.Second
+	// Per-socket frame rate, every frame counted (pings, pongs and
+	// fragments too): a token bucket of frameBurst frames refilled at
+	// frameRate a second. The module (wasm/guard.go) sends at most one
+	// activity frame per tick, and its ticks are at least TickMs = 250 ms
+	// apart, so at most 4 a second; besides those only a stay, a sync or a
+	// sign-out on the user's click or tab switch, a pong per pingPeriod, and
+	// on reconnect at most a stay, a sync and an activity frame. The burst is
+	// for a stalled network that delivers at once what the page sent while it
+	// lasted: a stall the socket survives is shorter than pongWait (60 s), at
+	// most 240 activity frames; 256 leaves room for the user's own clicks.
+	frameRate     = 20
+	frameBurst    = 256
+	frameInterval = time.Second / frameRate
 )
 
 // ErrTooManyTabs is returned by Attach when a session has MaxPerSession
@@ -59,6 +69,12 @@ type FrameHandler interface {
 type Config struct {
 	// MaxPerSession caps the sockets (tabs, devices) of one session.
 	MaxPerSession int
+	// Refused, if not nil, is told when the hub closes a socket of session
+	// sid for breaking the rules, at most once a socket; why is "too_big"
+	// (1009), "rate" (1008, too many frames), "malformed" (1008, a frame
+	// that is not a client message, or not text), "protocol" (1002) or
+	// "utf8" (1007). It is called from the socket's reader, holding no lock.
+	Refused func(sid, why string)
 }
 
 // Hub is the set of open sockets, by session.

@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -25,7 +27,8 @@ import (
 // Frames follow RFC 6455 as gorilla reads them: client frames must be
 // masked; no extension is negotiated, so RSV bits are an error; control
 // frames are short and unfragmented and may come between the fragments of
-// a message; the read limit applies to the whole message.
+// a message; the read limit applies to the whole message; text must be
+// UTF-8.
 
 // readBufSize is one read's worth of frames; client frames are tiny.
 const readBufSize = 4 << 10
@@ -40,10 +43,10 @@ var errShort = errors.New("hub: incomplete frame")
 // readState is what a reader carries from one read to the next; between
 // frames of an idle socket, nothing but the callback.
 type readState struct {
-	pend  []byte // an incomplete frame, until the rest arrives
-	msg   []byte // the payload of a fragmented message so far
-	msgOp int    // its opcode; 0 when no message is in progress
-	skip  int64  // payload bytes still to discard (a message over the limit)
+	pend    []byte // an incomplete frame, until the rest arrives
+	msg     []byte // a fragmented text message so far; nil between messages
+	skip    int64  // payload bytes still to discard
+	refused bool   // we refused the client: discard all but its close frame
 
 	// Raw reads on a TCP connection: the callback and its results live
 	// here so that reading allocates nothing.
@@ -111,6 +114,12 @@ func (c *Conn) readSome() (*[readBufSize]byte, int, error) {
 
 // consume acts on every complete frame in data and keeps the tail of an
 // incomplete one. It reports false when the reader must end now.
+//
+// Every length the peer declares is checked against a limit before it is
+// used, without adding it to anything, so no declared length can wrap, and
+// a frame over the limit is refused on its header alone and its payload
+// discarded as it streams in: pend never holds more than one header and
+// MaxClientFrame bytes.
 func (c *Conn) consume(data []byte) bool {
 	rs := &c.rs
 	if rs.pend != nil {
@@ -126,27 +135,29 @@ func (c *Conn) consume(data []byte) bool {
 		}
 		h, err := parseHeader(data)
 		if err == errShort {
-			rs.pend = append(make([]byte, 0, len(data)), data...)
-			return true
+			break
 		}
 		if err != nil {
-			return c.fail(websocket.CloseProtocolError)
+			// The stream cannot be followed past a bad header: discard it
+			// until the peer hangs up or closeGrace ends the reader (rather
+			// than close with its bytes unread, a reset that could cut off
+			// our close frame).
+			c.refuse(&refuseProtocol)
+			rs.skip = math.MaxInt64
+			continue
 		}
-		if h.op >= websocket.CloseMessage {
-			if !h.fin || h.length > maxControlPayload {
-				return c.fail(websocket.CloseProtocolError)
-			}
-		} else if int64(len(rs.msg))+h.length > protocol.MaxClientFrame {
-			// Over the read limit: say so, skip the payload and keep
-			// reading until the peer answers the close.
-			data = data[h.size:]
-			rs.skip, rs.msg, rs.msgOp = h.length, nil, 0
-			c.Close(protocol.CloseTooBig, "frame too big")
+		if rs.refused && h.op != websocket.CloseMessage {
+			// Our close is on its way: discard everything until the peer's.
+			rs.skip, data = h.length, data[h.size:]
+			continue
+		}
+		if r := c.check(h); r != nil {
+			c.refuse(r) // once: after that only a close frame gets here
+			rs.skip, data = h.length, data[h.size:]
 			continue
 		}
 		if int64(len(data)-h.size) < h.length {
-			rs.pend = append(make([]byte, 0, len(data)), data...)
-			return true
+			break // check bounded h.length: the frame fits in pend
 		}
 		end := h.size + int(h.length)
 		payload := data[h.size:end]
@@ -154,11 +165,42 @@ func (c *Conn) consume(data []byte) bool {
 			payload[i] ^= h.mask[i&3]
 		}
 		data = data[end:]
-		if !c.frame(h.fin, h.op, payload) {
+		// A close frame ends the socket, so only it needs no token.
+		if h.op != websocket.CloseMessage && !c.allowFrame() {
+			c.refuse(&refuseRate)
+			continue
+		}
+		if !c.frame(h, payload) {
 			return false
 		}
 	}
+	if len(data) > 0 {
+		rs.pend = append(make([]byte, 0, len(data)), data...)
+	}
 	return true
+}
+
+// check applies the rules that a frame's header alone decides, so that a
+// frame breaking them is refused before its payload is read. nil: none
+// broken.
+func (c *Conn) check(h header) *refusal {
+	inMessage := c.rs.msg != nil
+	switch {
+	case h.op >= websocket.CloseMessage:
+		if h.op > websocket.PongMessage || !h.fin || h.length > maxControlPayload {
+			return &refuseProtocol
+		}
+		return nil
+	case h.op == 0 && !inMessage, h.op != 0 && inMessage, h.op > websocket.BinaryMessage:
+		// A continuation of nothing, a new message inside one, or an
+		// opcode RFC 6455 reserves.
+		return &refuseProtocol
+	case h.op == websocket.BinaryMessage:
+		return &refuseBinary
+	case h.length > protocol.MaxClientFrame-int64(len(c.rs.msg)):
+		return &refuseTooBig // the limit is on the whole message
+	}
+	return nil
 }
 
 type header struct {
@@ -208,10 +250,11 @@ func parseHeader(data []byte) (header, error) {
 
 var errProtocol = errors.New("hub: websocket protocol error")
 
-// frame acts on one frame. It reports false when the reader must end.
-func (c *Conn) frame(fin bool, op int, payload []byte) bool {
+// frame acts on one frame that passed check. It reports false when the
+// reader must end.
+func (c *Conn) frame(h header, payload []byte) bool {
 	rs := &c.rs
-	switch op {
+	switch h.op {
 	case websocket.PingMessage:
 		c.ws.WriteControl(websocket.PongMessage, payload, time.Now().Add(writeWait))
 	case websocket.PongMessage:
@@ -220,76 +263,97 @@ func (c *Conn) frame(fin bool, op int, payload []byte) bool {
 			c.ws.NetConn().SetReadDeadline(time.Now().Add(pongWait))
 		}
 	case websocket.CloseMessage:
-		// Answer a close we did not start with its code, as gorilla does.
-		reply := []byte{}
-		if len(payload) >= 2 {
-			reply = websocket.FormatCloseMessage(int(binary.BigEndian.Uint16(payload)), "")
+		return c.peerClosed(payload)
+	default: // text, or a continuation of it
+		if h.fin && rs.msg == nil {
+			c.message(payload)
+			break
 		}
-		c.mu.Lock()
-		ours := c.closed
-		c.closed = true
-		c.mu.Unlock()
-		if !ours {
-			c.ws.WriteControl(websocket.CloseMessage, reply, time.Now().Add(writeWait))
-		}
-		return false
-	case websocket.TextMessage, websocket.BinaryMessage:
-		if rs.msgOp != 0 {
-			return c.fail(websocket.CloseProtocolError) // a new message inside one
-		}
-		if fin {
-			c.message(op, payload)
-		} else {
-			rs.msg, rs.msgOp = append([]byte(nil), payload...), op
-		}
-	case 0: // continuation
-		if rs.msgOp == 0 {
-			return c.fail(websocket.CloseProtocolError)
+		if rs.msg == nil {
+			// Sized for the whole limit so that it never grows; non-nil
+			// marks a message in progress.
+			rs.msg = make([]byte, 0, protocol.MaxClientFrame)
 		}
 		rs.msg = append(rs.msg, payload...)
-		if fin {
-			op, msg := rs.msgOp, rs.msg
-			rs.msg, rs.msgOp = nil, 0
-			c.message(op, msg)
+		if h.fin {
+			msg := rs.msg
+			rs.msg = nil
+			c.message(msg)
 		}
-	default:
-		return c.fail(websocket.CloseProtocolError)
 	}
 	return true
 }
 
-// message acts on one whole client message: the rules the hub has always
-// applied, in the same order.
-func (c *Conn) message(op int, data []byte) {
-	if op != websocket.TextMessage {
-		c.Close(protocol.ClosePolicy, "text frames only")
-		return
-	}
+// message acts on one whole text message. Messages that arrive after a
+// close we started for another reason (Shutdown, SignOut) are still
+// handled: the page was active until it read our close, and for an ended
+// session the handler refuses activity anyway.
+func (c *Conn) message(data []byte) {
 	c.hub.frames.Add(1)
-	if !c.allowFrame() {
-		c.Close(protocol.ClosePolicy, "too many frames")
+	if !utf8.Valid(data) {
+		c.refuse(&refuseUTF8)
 		return
 	}
 	m, err := protocol.Parse(data)
 	if err != nil || !m.Kind.FromClient() {
-		c.Close(protocol.ClosePolicy, "malformed frame")
+		c.refuse(&refuseMalformed)
 		return
-	}
-	if c.isClosed() {
-		return // draining until the peer answers our close
 	}
 	c.handler.HandleFrame(c, m)
 }
 
-// fail ends a socket that broke the framing rules: a close frame now, unless
-// one is already on its way, and the reader ends.
-func (c *Conn) fail(code int) bool {
-	c.mu.Lock()
-	ours := c.closed
-	c.closed, c.queue = true, nil
-	c.mu.Unlock()
-	if !ours {
-		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(writeWait))
+// peerClosed answers the peer's close frame with its code, unless our own
+// close is on its way already, and ends the reader. A close no endpoint may
+// send (RFC 6455 5.5.1, 7.4) is refused with 1002.
+func (c *Conn) peerClosed(payload []byte) bool {
+	code := websocket.CloseNoStatusReceived // an empty close is answered with an empty one
+	if len(payload) >= 2 {
+		code = int(binary.BigEndian.Uint16(payload))
 	}
+	if len(payload) == 1 || len(payload) >= 2 && (!validCloseCode(code) || !utf8.Valid(payload[2:])) {
+		c.refuse(&refuseProtocol)
+		return true // and wait, as for any refusal, for the peer to hang up
+	}
+	c.enqueue(outFrame{data: websocket.FormatCloseMessage(code, ""), close: true})
 	return false
 }
+
+// validCloseCode reports whether a peer may send code in a close frame:
+// the assigned codes an endpoint may send, and those for libraries and
+// applications.
+func validCloseCode(code int) bool {
+	return code >= 1000 && code <= 1003 || code >= 1007 && code <= 1011 || code >= 3000 && code <= 4999
+}
+
+// A refusal is how the hub closes a socket that broke a rule.
+type refusal struct {
+	code        int
+	why, reason string // why for Config.Refused; reason for the close frame
+}
+
+var (
+	refuseProtocol  = refusal{websocket.CloseProtocolError, "protocol", ""}
+	refuseTooBig    = refusal{protocol.CloseTooBig, "too_big", "frame too big"}
+	refuseRate      = refusal{protocol.ClosePolicy, "rate", "too many frames"}
+	refuseBinary    = refusal{protocol.ClosePolicy, "malformed", "text frames only"}
+	refuseMalformed = refusal{protocol.ClosePolicy, "malformed", "malformed frame"}
+	refuseUTF8      = refusal{websocket.CloseInvalidFramePayloadData, "utf8", "invalid utf-8"}
+)
+
+// refuse queues a close frame for r and from then on discards what the
+// client sends until its close frame, once; it tells Config.Refused when
+// r's close is the one that goes out (not when ours was queued already).
+func (c *Conn) refuse(r *refusal) {
+	if c.rs.refused {
+		return
+	}
+	c.rs.refused, c.rs.msg = true, nil
+	queued := c.enqueue(outFrame{data: websocket.FormatCloseMessage(r.code, r.reason), close: true})
+	if queued && c.hub.cfg.Refused != nil {
+		c.hub.cfg.Refused(c.sid, r.why)
+	}
+}
+
+// testHookRead, when tests set it (before any socket opens), sees the
+// reader's state after each read.
+var testHookRead func(*readState)

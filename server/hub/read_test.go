@@ -33,16 +33,26 @@ func dial(t *testing.T) (*websocket.Conn, recorder) {
 func dialHub(t *testing.T) (*websocket.Conn, recorder, *Hub) {
 	t.Helper()
 	rec := make(recorder, 16)
-	h, url := serveHub(t, Config{}, "s1", rec)
+	ws, h := dialWith(t, Config{}, rec)
+	return ws, rec, h
+}
+
+// dialWith is dialHub with the hub's config and handler.
+func dialWith(t *testing.T, cfg Config, handler FrameHandler) (*websocket.Conn, *Hub) {
+	t.Helper()
+	h, url := serveHandler(t, cfg, "s1", handler)
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	for h.Count() == 0 {
+	for deadline := time.Now().Add(5 * time.Second); h.Count() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the hub never attached the socket")
+		}
 		time.Sleep(time.Millisecond) // Attach runs after the handshake
 	}
-	return ws, rec, h
+	return ws, h
 }
 
 // serveHub starts a hub behind a test server that attaches every socket to
@@ -50,6 +60,11 @@ func dialHub(t *testing.T) (*websocket.Conn, recorder, *Hub) {
 // URL. The hub has no pinger: TestPingWheel turns the wheel by hand, and
 // nothing else waits long enough to need it.
 func serveHub(tb testing.TB, cfg Config, sid string, rec recorder) (*Hub, string) {
+	tb.Helper()
+	return serveHandler(tb, cfg, sid, rec)
+}
+
+func serveHandler(tb testing.TB, cfg Config, sid string, rec FrameHandler) (*Hub, string) {
 	tb.Helper()
 	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
 	h.pinging = true
@@ -216,7 +231,7 @@ func BenchmarkReadActivity(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf, f) // consume unmasks in place
-		c.frames = 0 // stay under the rate limit
+		c.tat = 0    // a full bucket: stay under the rate limit
 		if !c.consume(buf) {
 			b.Fatal("consume ended the socket")
 		}
