@@ -213,10 +213,16 @@ func (b *browser) Send(m protocol.Message) {
 
 // RenewToken implements Port: the socket cannot set an HttpOnly cookie, so
 // the renewed token goes to POST /api/token in a header (never in a URL).
+// Like every state-changing request it is JSON: the server refuses a POST
+// of any other type, which a cross-site form could send.
 func (b *browser) RenewToken(token string) {
 	p := b.fetch.Invoke("/api/token", map[string]any{
-		"method":      "POST",
-		"headers":     map[string]any{"Authorization": "Bearer " + token},
+		"method": "POST",
+		"headers": map[string]any{
+			"Authorization": "Bearer " + token,
+			"Content-Type":  "application/json",
+		},
+		"body":        "{}",
 		"credentials": "same-origin",
 	})
 	p.Call("catch", b.ignore)
@@ -272,10 +278,12 @@ func sessionInfo(status int, body js.Value) SessionInfo {
 }
 
 // Logout implements Port. keepalive lets the request finish even if the
-// page leaves first.
+// page leaves first. The body is JSON, as RenewToken's.
 func (b *browser) Logout() {
 	p := b.fetch.Invoke("/api/logout", map[string]any{
 		"method":      "POST",
+		"headers":     map[string]any{"Content-Type": "application/json"},
+		"body":        "{}",
 		"credentials": "same-origin",
 		"keepalive":   true,
 	})

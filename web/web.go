@@ -2,7 +2,8 @@
 // pages (login, POS, admin, 403), the stylesheet, the loader idleguard.js
 // and, once `make wasm` has run, the guard module and Go's wasm_exec.js with
 // their precompressed forms. It serves the static files itself and hands the
-// pages to the server, which decides who may see them.
+// pages, each with its Content-Security-Policy, to the server, which decides
+// who may see them.
 package web
 
 import (
@@ -42,6 +43,7 @@ const (
 type Assets struct {
 	static  map[string]*asset // by URL path
 	pages   map[string][]byte // by name: "login", "pos", "admin", "forbidden"
+	csp     map[string]string // by page name: its Content-Security-Policy
 	wasmURL string
 }
 
@@ -69,13 +71,16 @@ var loadAssets = sync.OnceValues(func() (*Assets, error) { return newAssets(file
 func NewAssets() (*Assets, error) { return loadAssets() }
 
 func newAssets(fsys fs.FS) (*Assets, error) {
-	a := &Assets{static: map[string]*asset{}, pages: map[string][]byte{}}
+	a := &Assets{static: map[string]*asset{}, pages: map[string][]byte{}, csp: map[string]string{}}
 	for _, name := range []string{"login", "pos", "admin", "forbidden"} {
 		b, err := fs.ReadFile(fsys, name+".html")
 		if err != nil {
 			return nil, err
 		}
 		a.pages[name] = b
+		if a.csp[name], err = pagePolicy(b); err != nil {
+			return nil, fmt.Errorf("web: %s.html: %v", name, err)
+		}
 	}
 
 	wasm, err := loadAsset(fsys, "build/idleguard.wasm", "application/wasm", cacheImmutable)

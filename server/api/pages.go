@@ -14,8 +14,12 @@ func (s *server) writePage(w http.ResponseWriter, status int, name string) {
 		http.Error(w, "page not found", http.StatusNotFound)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	// The page's own policy replaces the default every answer carries: it
+	// allows exactly this page's inline scripts, by hash.
+	h.Set("Content-Security-Policy", s.assets.CSP(name))
 	w.WriteHeader(status)
 	w.Write(body)
 }
