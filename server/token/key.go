@@ -25,10 +25,11 @@ const maxKeyFile = 16 << 10
 // (0700) if needed and writes a new key with mode 0600, atomically: a
 // temporary file is written, synced and then linked into place, so a
 // reader never sees half a key and two processes starting at once agree on
-// one key. An existing file that group or others may access, that is not a
-// regular file, or that does not hold exactly one Ed25519 PKCS#8 key is an
-// error: the key is never silently replaced, since that would sign every
-// user out.
+// one key. An existing file that another user owns or that group or
+// others may access (the error names the chown or chmod that fixes it),
+// that is not a regular file, or that does not hold exactly one Ed25519
+// PKCS#8 key is an error: the key is never silently replaced, since that
+// would sign every user out.
 func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, KeyFile)
 	key, err := loadKey(path)
@@ -57,6 +58,9 @@ func loadKey(path string) (ed25519.PrivateKey, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("token: signing key %s is not a regular file", path)
+	}
+	if err := checkOwner(path, fi); err != nil {
+		return nil, err
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("token: signing key %s has mode %#o, want 0600 (chmod 600 it)", path, perm)

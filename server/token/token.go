@@ -6,6 +6,21 @@
 // its session (sid) is still alive is the caller's question (DESIGN.md,
 // invariant 5).
 //
+// exp is the session's idle deadline when the token was issued, not the
+// end of the session: a live session's token may be past its exp when the
+// page reloads or reconnects. So Verify reports a token whose only fault is
+// a passed exp with its claims and ErrExpired, and the caller decides by
+// the session's own state.
+//
+// iat, nbf and exp are checked with a Leeway of 5 s, so that a small step
+// of the wall clock (NTP stepping it back a second) does not refuse the
+// token just issued.
+//
+// Header and payload JSON are read strictly before the jwt parser sees them
+// (strict.go), so that no other verifier can read other claims from the
+// same bytes: no repeated keys, no case variants of claim names, no crit,
+// dates as whole JSON numbers.
+//
 // The package relies on jwt.TimePrecision being its default, one second,
 // and never changes it.
 package token
@@ -17,6 +32,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -27,6 +43,18 @@ import (
 // MaxTokenLen is the longest token Verify will look at. Ours are about 300
 // bytes; anything near this limit is not one of ours.
 const MaxTokenLen = 4 << 10
+
+// Leeway is how far the clock may be off when Verify checks iat, nbf and
+// exp: a token is accepted from iat-Leeway and until exp+Leeway. It absorbs
+// a step of the wall clock between Issue and Verify (or between two nodes);
+// liveness is decided by the session, not by exp, so the extra seconds at
+// the end grant nothing.
+const Leeway = 5 * time.Second
+
+// ErrExpired is in the error chain of Verify's error for a token that is
+// valid in every way except that exp (plus Leeway) has passed; only then
+// does Verify also return the token's claims.
+var ErrExpired = errors.New("token: expired")
 
 // The iss and aud every idleguard server issues and expects; a program that
 // mints tokens for one (the load harness) must use the same.
@@ -55,9 +83,13 @@ type Issuer struct {
 	key    ed25519.PrivateKey
 	pub    ed25519.PublicKey
 	kid    string
+	header string // the header segment Issue writes
 	jwks   []byte
 	cfg    Config
-	parser *jwt.Parser
+	parser *jwt.Parser // signature, alg and kid only: WithoutClaimsValidation
+
+	validator    *jwt.Validator // every claim
+	validatorNow *jwt.Validator // every claim but exp
 }
 
 // sessionClaims is the JSON payload: the registered claims and sid.
@@ -66,8 +98,8 @@ type sessionClaims struct {
 	Sid string `json:"sid"`
 }
 
-// Validate runs after the parser's own checks (exp, iat, iss, aud): it
-// requires the claims the parser treats as optional.
+// Validate runs after the validator's own checks (exp, iat, nbf, iss,
+// aud): it requires the claims jwt treats as optional.
 func (c *sessionClaims) Validate() error {
 	switch {
 	case c.Subject == "":
@@ -102,21 +134,42 @@ func New(key ed25519.PrivateKey, cfg Config) *Issuer {
 	if err != nil {
 		panic(err) // cannot happen: plain strings
 	}
+	// The header Issue writes, as jwt encodes it, is strict by
+	// construction; Verify compares it instead of reading it again.
+	t := jwt.New(jwt.SigningMethodEdDSA)
+	t.Header["kid"] = kid
+	signing, err := t.SigningString()
+	if err != nil {
+		panic(err) // cannot happen: plain strings
+	}
+	header, _, _ := strings.Cut(signing, ".")
+	if !strictHeader(header) {
+		panic("token.New: jwt writes a header Verify would refuse: " + header)
+	}
+	claimChecks := []jwt.ParserOption{
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	}
 	return &Issuer{
-		key:  key,
-		pub:  pub,
-		kid:  kid,
-		jwks: jwks,
-		cfg:  cfg,
+		key:    key,
+		pub:    pub,
+		kid:    kid,
+		header: header,
+		jwks:   jwks,
+		cfg:    cfg,
+		// The parser checks the signature before the claims, but fills the
+		// claims in before either; with the claims check split off, a nil
+		// error from it means exactly "signature, alg and kid are good".
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audience),
-			jwt.WithIssuedAt(),
-			jwt.WithTimeFunc(cfg.Now),
 			jwt.WithStrictDecoding(),
+			jwt.WithoutClaimsValidation(),
 		),
+		validator:    jwt.NewValidator(append(claimChecks, jwt.WithExpirationRequired())...),
+		validatorNow: jwt.NewValidator(claimChecks...),
 	}
 }
 
@@ -198,31 +251,65 @@ func ceilSecond(t time.Time) time.Time {
 
 // Verify checks token's signature, algorithm, kid and claims and returns
 // the claims. It does not know whether the session is still alive. Every
-// failure is a *guard.Error with code guard.EUNAUTHORIZED.
+// failure is a *guard.Error with code guard.EUNAUTHORIZED and zero Claims,
+// with one exception: a token whose signature and claims are all valid
+// except that exp+Leeway has passed gives its Claims and a "token expired"
+// error for which errors.Is(err, ErrExpired) holds. The caller may then
+// accept it if the session itself is still alive.
 func (i *Issuer) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenLen || !wellFormed(token) {
 		return Claims{}, errInvalid()
 	}
-	var c sessionClaims
-	_, err := i.parser.ParseWithClaims(token, &c, i.keyFunc)
-	if err != nil {
-		if errors.Is(err, jwt.ErrTokenExpired) {
-			return Claims{}, errExpired()
-		}
+	header, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	if (header != i.header && !strictHeader(header)) || !strictPayload(payload) {
 		return Claims{}, errInvalid()
 	}
+	var c sessionClaims
+	if t, err := i.parser.ParseWithClaims(token, &c, i.keyFunc); err != nil || !t.Valid {
+		// c may be filled in, from a token whose signature is not known good.
+		return Claims{}, errInvalid()
+	}
+	// From here on the signature is ours.
+	err := i.validator.Validate(&c)
+	if err == nil && c.ExpiresAt.After(c.IssuedAt.Time) {
+		return c.claims(), nil
+	}
+	if !errors.Is(err, jwt.ErrTokenExpired) {
+		return Claims{}, errInvalid()
+	}
+	// Expired, and maybe more: only if everything but exp holds are the
+	// claims worth giving back. Issue always writes exp after iat.
+	unexpired := c
+	unexpired.ExpiresAt = nil
+	if i.validatorNow.Validate(&unexpired) != nil || !c.ExpiresAt.After(c.IssuedAt.Time) {
+		return Claims{}, errInvalid()
+	}
+	return c.claims(), errExpired()
+}
+
+func (c *sessionClaims) claims() Claims {
 	return Claims{
 		Subject:   c.Subject,
 		SessionID: c.Sid,
 		IssuedAt:  c.IssuedAt.Time,
 		ExpiresAt: c.ExpiresAt.Time,
-	}, nil
+	}
 }
 
 // errInvalid and errExpired build a fresh error each time, so that no
 // caller can change another's.
 func errInvalid() error { return guard.Errorf(guard.EUNAUTHORIZED, "invalid token") }
-func errExpired() error { return guard.Errorf(guard.EUNAUTHORIZED, "token expired") }
+func errExpired() error {
+	return &expiredError{guard.Errorf(guard.EUNAUTHORIZED, "token expired")}
+}
+
+// expiredError is the "token expired" *guard.Error, with ErrExpired in its
+// chain.
+type expiredError struct{ err *guard.Error }
+
+func (e *expiredError) Error() string   { return e.err.Error() }
+func (e *expiredError) Unwrap() []error { return []error{e.err, ErrExpired} }
 
 // keyFunc hands the parser our public key, and only for a token that names
 // it (kid) and the pinned algorithm.

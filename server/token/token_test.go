@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,13 +104,38 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, header map[string]any, cla
 	return s
 }
 
-func enc(v any) string {
+// signRaw signs header and payload JSON exactly as written, for what a map
+// cannot spell: repeated keys, their order, whitespace.
+func signRaw(t testing.TB, key ed25519.PrivateKey, header, payload string) string {
+	t.Helper()
+	return signSegments(t, key, b64.EncodeToString([]byte(header))+"."+b64.EncodeToString([]byte(payload)))
+}
+
+// signSegments appends the EdDSA signature of in ("header.payload").
+func signSegments(t testing.TB, key ed25519.PrivateKey, in string) string {
+	t.Helper()
+	sig, err := jwt.SigningMethodEdDSA.Sign(in, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in + "." + b64.EncodeToString(sig)
+}
+
+// goodHeader is the header JSON Issue writes.
+var goodHeader = jsonText(map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": rfcKid})
+
+// withMember puts member (`"key":value`) first in the JSON object obj.
+func withMember(obj, member string) string { return "{" + member + "," + obj[1:] }
+
+func jsonText(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err)
 	}
-	return b64.EncodeToString(b)
+	return string(b)
 }
+
+func enc(v any) string { return b64.EncodeToString([]byte(jsonText(v))) }
 
 // replaceSegment swaps part i of a token for s.
 func replaceSegment(tok string, i int, s string) string {
@@ -138,9 +165,36 @@ func wantUnauthorized(t *testing.T, err error, wantMsg string) {
 	if wantMsg != "" && ge.Message != wantMsg {
 		t.Errorf("got message %q, want %q", ge.Message, wantMsg)
 	}
-	if errors.Unwrap(err) != nil {
-		t.Errorf("got a wrapped error %v, want none", errors.Unwrap(err))
+	if got, want := errors.Is(err, ErrExpired), ge.Message == "token expired"; got != want {
+		t.Errorf("got errors.Is(err, ErrExpired) %v for %q, want %v", got, ge.Message, want)
 	}
+	if !onlyOurErrors(err) {
+		t.Errorf("got %#v, want nothing in its chain but our own errors (no jwt detail)", err)
+	}
+}
+
+// sameClaims compares instants with Equal: Verify's times are in
+// time.Local, Issue's in the clock's location.
+func sameClaims(a, b Claims) bool {
+	return a.Subject == b.Subject && a.SessionID == b.SessionID &&
+		a.IssuedAt.Equal(b.IssuedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
+}
+
+// onlyOurErrors reports whether err's whole tree is the package's own
+// errors, so that nothing of jwt's reaches a caller.
+func onlyOurErrors(err error) bool {
+	switch e := err.(type) {
+	case *guard.Error:
+		return true
+	case *expiredError:
+		for _, u := range e.Unwrap() {
+			if !onlyOurErrors(u) {
+				return false
+			}
+		}
+		return true
+	}
+	return err == ErrExpired
 }
 
 func TestKeyIDIsRFC7638Thumbprint(t *testing.T) {
@@ -186,6 +240,9 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("got iat %v, want %v", got.IssuedAt, want)
 			}
 
+			if h := strings.Split(tok, ".")[0]; h != iss.header {
+				t.Errorf("got header segment %q, want %q, which Verify need not read again", h, iss.header)
+			}
 			var header map[string]any
 			if err := json.Unmarshal(segment(t, tok, 0), &header); err != nil {
 				t.Fatal(err)
@@ -268,39 +325,140 @@ func TestIssueRefuses(t *testing.T) {
 
 func TestVerifyExpiry(t *testing.T) {
 	iss, now := newIssuer(t)
-	tok, c, err := iss.Issue("alice", "s-1", t0.Add(90*time.Second))
+	tok, issued, err := iss.Issue("alice", "s-1", t0.Add(90*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp := c.ExpiresAt
+	exp := issued.ExpiresAt
 	for _, tc := range []struct {
 		name    string
 		now     time.Time
 		wantErr string // "" for valid
 	}{
 		{"at iat", t0, ""},
-		{"one nanosecond before exp", exp.Add(-1), ""},
-		{"exactly at exp", exp, "token expired"},
-		{"one nanosecond after exp", exp.Add(1), "token expired"},
+		{"clock stepped back 1 s", t0.Add(-time.Second), ""},
+		{"clock stepped back by the leeway", t0.Add(-Leeway), ""},
+		{"clock stepped back past the leeway", t0.Add(-Leeway - 1), "invalid token"},
+		{"exactly at exp", exp, ""},
+		{"one nanosecond before exp+Leeway", exp.Add(Leeway - 1), ""},
+		{"exactly at exp+Leeway", exp.Add(Leeway), "token expired"},
+		{"one nanosecond after exp+Leeway", exp.Add(Leeway + 1), "token expired"},
 		{"a day after exp", exp.Add(24 * time.Hour), "token expired"},
-		{"before iat (clock went back)", t0.Add(-time.Second), "invalid token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			*now = tc.now
 			got, err := iss.Verify(tok)
-			if tc.wantErr == "" {
+			switch tc.wantErr {
+			case "":
 				if err != nil {
 					t.Fatalf("got %v, want valid", err)
 				}
-				if got.SessionID != "s-1" {
-					t.Errorf("got sid %q, want s-1", got.SessionID)
+			case "token expired":
+				wantUnauthorized(t, err, tc.wantErr)
+			default:
+				wantUnauthorized(t, err, tc.wantErr)
+				if got != (Claims{}) {
+					t.Errorf("got claims %+v with %v, want none", got, err)
 				}
 				return
 			}
-			if err == nil {
-				t.Fatalf("got valid %+v, want %q", got, tc.wantErr)
+			// Valid or only expired: the claims as issued.
+			if !sameClaims(got, issued) {
+				t.Errorf("got claims %+v, want the issued %+v", got, issued)
 			}
-			wantUnauthorized(t, err, tc.wantErr)
+		})
+	}
+}
+
+// TestVerifyExpiredOnlyFault: a token past its exp gives its claims (with
+// ErrExpired) only when its signature is ours and exp is its one fault.
+func TestVerifyExpiredOnlyFault(t *testing.T) {
+	iss, now := newIssuer(t)
+	ours := testKey(t)
+	later := t0.Add(time.Hour) // every goodClaims token is 59 minutes past exp
+	*now = later
+	ourSigned := func(change map[string]any) string {
+		return sign(t, jwt.SigningMethodEdDSA, ours, nil, goodClaims(change))
+	}
+	want := Claims{Subject: "alice", SessionID: "s-1", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+
+	t.Run("issued, then idle past exp", func(t *testing.T) {
+		*now = t0
+		tok, issued, err := iss.Issue("alice", "s-1", t0.Add(90*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		*now = later
+		got, err := iss.Verify(tok)
+		wantUnauthorized(t, err, "token expired")
+		if !sameClaims(got, issued) {
+			t.Errorf("got claims %+v, want the issued %+v", got, issued)
+		}
+		if guard.ErrorCode(err) != guard.EUNAUTHORIZED || !errors.Is(err, ErrExpired) {
+			t.Errorf("got code %q and errors.Is(ErrExpired) %v, want %q and true", guard.ErrorCode(err), errors.Is(err, ErrExpired), guard.EUNAUTHORIZED)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  Claims
+	}{
+		{"59 minutes past exp", ourSigned(nil), want},
+		{"just past the leeway", ourSigned(map[string]any{"exp": later.Add(-Leeway).Unix()}),
+			Claims{Subject: "alice", SessionID: "s-1", IssuedAt: t0, ExpiresAt: later.Add(-Leeway)}},
+		{"with an nbf in the past", ourSigned(map[string]any{"nbf": t0.Unix()}), want},
+	} {
+		t.Run("expired: "+tc.name, func(t *testing.T) {
+			got, err := iss.Verify(tc.token)
+			wantUnauthorized(t, err, "token expired")
+			if !sameClaims(got, tc.want) {
+				t.Errorf("got claims %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	t.Run("valid: inside the leeway", func(t *testing.T) {
+		if _, err := iss.Verify(ourSigned(map[string]any{"exp": later.Add(-Leeway + time.Second).Unix()})); err != nil {
+			t.Errorf("got %v, want valid", err)
+		}
+	})
+
+	expired := ourSigned(nil)
+	tamperedSub := replaceSegment(expired, 1, b64.EncodeToString([]byte(
+		strings.Replace(string(segment(t, expired, 1)), `"alice"`, `"admin"`, 1))))
+	tamperedSig := func() string {
+		sig := segment(t, expired, 2)
+		sig[0] ^= 0x80
+		return replaceSegment(expired, 2, b64.EncodeToString(sig))
+	}()
+	for _, tc := range []struct{ name, token string }{
+		{"forged signature (other key)", sign(t, jwt.SigningMethodEdDSA, otherEd25519(t), nil, goodClaims(nil))},
+		{"tampered payload", tamperedSub},
+		{"tampered signature", tamperedSig},
+		{"no signature", replaceSegment(expired, 2, "")},
+		{"alg none", enc(map[string]any{"alg": "none", "kid": rfcKid}) + "." + strings.Split(expired, ".")[1] + "."},
+		{"HS256 with the public key as secret", sign(t, jwt.SigningMethodHS256, []byte(ours.Public().(ed25519.PublicKey)), nil, goodClaims(nil))},
+		{"wrong kid", sign(t, jwt.SigningMethodEdDSA, ours, map[string]any{"kid": "other"}, goodClaims(nil))},
+		{"wrong iss", ourSigned(map[string]any{"iss": "evil"})},
+		{"missing iss", ourSigned(map[string]any{"iss": nil})},
+		{"wrong aud", ourSigned(map[string]any{"aud": "admin"})},
+		{"missing aud", ourSigned(map[string]any{"aud": nil})},
+		{"missing sub", ourSigned(map[string]any{"sub": nil})},
+		{"missing sid", ourSigned(map[string]any{"sid": nil})},
+		{"missing iat", ourSigned(map[string]any{"iat": nil})},
+		{"iat in the future", ourSigned(map[string]any{"iat": later.Add(Leeway + time.Second).Unix()})},
+		{"nbf in the future", ourSigned(map[string]any{"nbf": later.Add(Leeway + time.Second).Unix()})},
+		{"exp before iat", ourSigned(map[string]any{"exp": t0.Add(-time.Second).Unix()})},
+		{"exp equals iat", ourSigned(map[string]any{"exp": t0.Unix()})},
+		{"exp as a string", ourSigned(map[string]any{"exp": strconv.FormatInt(t0.Add(time.Minute).Unix(), 10)})},
+		{"exp twice", signRaw(t, ours, goodHeader, withMember(jsonText(goodClaims(nil)), `"exp":1`))},
+		{"missing exp", ourSigned(map[string]any{"exp": nil})},
+	} {
+		t.Run("invalid: "+tc.name, func(t *testing.T) {
+			got, err := iss.Verify(tc.token)
+			if got != (Claims{}) {
+				t.Errorf("got claims %+v, want none", got)
+			}
+			wantUnauthorized(t, err, "invalid token")
 		})
 	}
 }
@@ -384,16 +542,14 @@ func TestVerifyRefuses(t *testing.T) {
 		{"wrong aud list", ourSigned(map[string]any{"aud": []string{"admin", "api"}}), "invalid token"},
 		{"missing aud", ourSigned(map[string]any{"aud": nil}), "invalid token"},
 		{"empty aud", ourSigned(map[string]any{"aud": ""}), "invalid token"},
-		{"expired exp", ourSigned(map[string]any{"exp": t0.Add(-time.Second).Unix()}), "token expired"},
-		{"exp equals now", ourSigned(map[string]any{"exp": t0.Unix()}), "token expired"},
 		{"missing exp", ourSigned(map[string]any{"exp": nil}), "invalid token"},
 		{"missing iat", ourSigned(map[string]any{"iat": nil}), "invalid token"},
-		{"iat in the future", ourSigned(map[string]any{"iat": t0.Add(time.Second).Unix()}), "invalid token"},
+		{"iat in the future", ourSigned(map[string]any{"iat": t0.Add(Leeway + time.Second).Unix()}), "invalid token"},
 		{"missing sid", ourSigned(map[string]any{"sid": nil}), "invalid token"},
 		{"empty sid", ourSigned(map[string]any{"sid": ""}), "invalid token"},
 		{"sid not a string", ourSigned(map[string]any{"sid": 7}), "invalid token"},
 		{"missing sub", ourSigned(map[string]any{"sub": nil}), "invalid token"},
-		{"nbf in the future", ourSigned(map[string]any{"nbf": t0.Add(time.Second).Unix()}), "invalid token"},
+		{"nbf in the future", ourSigned(map[string]any{"nbf": t0.Add(Leeway + time.Second).Unix()}), "invalid token"},
 		{"wrong kid", sign(t, jwt.SigningMethodEdDSA, ours, map[string]any{"kid": "other"}, goodClaims(nil)), "invalid token"},
 		{"missing kid", sign(t, jwt.SigningMethodEdDSA, ours, map[string]any{"kid": nil}, goodClaims(nil)), "invalid token"},
 		{"kid not a string", sign(t, jwt.SigningMethodEdDSA, ours, map[string]any{"kid": 1}, goodClaims(nil)), "invalid token"},
@@ -457,6 +613,17 @@ func TestErrorsAreFresh(t *testing.T) {
 	_, err2 := iss.Verify("x")
 	if got := guard.ErrorMessage(err2); got != "invalid token" {
 		t.Errorf("got message %q, want %q", got, "invalid token")
+	}
+
+	expired := sign(t, jwt.SigningMethodEdDSA, testKey(t), nil, goodClaims(map[string]any{"exp": t0.Add(-time.Hour).Unix(), "iat": t0.Add(-2 * time.Hour).Unix()}))
+	_, err1 = iss.Verify(expired)
+	if !errors.As(err1, &ge) {
+		t.Fatalf("got %T, want a *guard.Error in the chain", err1)
+	}
+	ge.Message = "changed"
+	_, err2 = iss.Verify(expired)
+	if got := guard.ErrorMessage(err2); got != "token expired" {
+		t.Errorf("got message %q, want %q", got, "token expired")
 	}
 }
 
@@ -683,6 +850,50 @@ func TestLoadOrCreateKeyPermissions(t *testing.T) {
 	}
 }
 
+func TestLoadOrCreateKeyOtherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root can chown the key file to another uid")
+	}
+	const otherUID = 4242
+	dir := t.TempDir()
+	k1, err := LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, KeyFile)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, otherUID, -1); err != nil {
+		t.Fatal(err)
+	}
+	k, err := LoadOrCreateKey(dir)
+	if err == nil {
+		t.Fatalf("got key %x from a file owned by uid %d, want an error", k.Public(), otherUID)
+	}
+	for _, want := range []string{"owned by uid 4242", fmt.Sprintf("chown %d %s", os.Geteuid(), path), "remove it"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("got %q, want it to contain %q", err, want)
+		}
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Error("got the file rewritten, want it left alone")
+	}
+
+	// Doing what the error says fixes it.
+	if err := os.Chown(path, os.Geteuid(), -1); err != nil {
+		t.Fatal(err)
+	}
+	k2, err := LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatalf("after chown back: got %v, want the key", err)
+	}
+	if !k1.Equal(k2) {
+		t.Error("got a different key, want the first one")
+	}
+}
+
 func TestLoadOrCreateKeyCorrupt(t *testing.T) {
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -761,44 +972,208 @@ func TestLoadOrCreateKeyNotRegular(t *testing.T) {
 
 // Fuzz and benchmarks.
 
+// FuzzVerify feeds Verify the input as a token and, so that what comes
+// after the signature check is fuzzed too, signed with our key: the
+// input's first two segments re-signed, and an input that starts with "{"
+// read as payload JSON (or "header JSON\npayload JSON") and signed.
 func FuzzVerify(f *testing.F) {
 	iss, now := newIssuer(f)
+	ours := testKey(f)
 	valid, _, err := iss.Issue("alice", "s-1", t0.Add(time.Minute))
 	if err != nil {
 		f.Fatal(err)
 	}
+	ourSigned := func(change map[string]any) string {
+		return sign(f, jwt.SigningMethodEdDSA, ours, nil, goodClaims(change))
+	}
 	payload := enc(goodClaims(nil))
 	f.Add(valid)
-	f.Add(sign(f, jwt.SigningMethodEdDSA, testKey(f), nil, goodClaims(map[string]any{"aud": []string{"x", "pos"}})))
+	f.Add(ourSigned(map[string]any{"aud": []string{"x", "pos"}}))
 	f.Add(enc(map[string]any{"alg": "none", "kid": rfcKid}) + "." + payload + ".")
-	f.Add(sign(f, jwt.SigningMethodHS256, []byte(testKey(f).Public().(ed25519.PublicKey)), nil, goodClaims(nil)))
-	f.Add(sign(f, jwt.SigningMethodEdDSA, testKey(f), nil, goodClaims(map[string]any{"sid": nil})))
-	f.Add(sign(f, jwt.SigningMethodEdDSA, testKey(f), nil, goodClaims(map[string]any{"exp": 1e300})))
-	f.Add(sign(f, jwt.SigningMethodEdDSA, testKey(f), nil, goodClaims(map[string]any{"iat": -1.5})))
+	f.Add(sign(f, jwt.SigningMethodHS256, []byte(ours.Public().(ed25519.PublicKey)), nil, goodClaims(nil)))
+	f.Add(ourSigned(map[string]any{"sid": nil}))
+	f.Add(ourSigned(map[string]any{"exp": 1e300}))
+	f.Add(ourSigned(map[string]any{"iat": -1.5}))
 	f.Add(replaceSegment(valid, 1, payload))
 	f.Add("")
 	f.Add("a.b.c")
 	f.Add("..")
 	f.Add("eyJhbGciOiJFZERTQSJ9.e30.")
-	f.Fuzz(func(t *testing.T, tok string) {
+	// The strict checks' cases, as tokens and as raw JSON.
+	expText := strconv.FormatInt(t0.Add(time.Minute).Unix(), 10)
+	claimsJSON := jsonText(goodClaims(nil))
+	for _, p := range []string{
+		jsonText(goodClaims(map[string]any{"exp": expText})),
+		jsonText(goodClaims(map[string]any{"exp": json.Number(expText + ".5")})),
+		jsonText(goodClaims(map[string]any{"exp": nil, "EXP": t0.Add(time.Minute).Unix()})),
+		jsonText(goodClaims(map[string]any{"sid": nil, "Sid": "s-1"})),
+		jsonText(goodClaims(map[string]any{"sub": nil, "SUB": "alice"})),
+		jsonText(goodClaims(map[string]any{"sub": nil, "ſub": "alice"})),
+		withMember(claimsJSON, `"sub":"mallory"`),
+		withMember(claimsJSON, `"\u0073ub":"mallory"`),
+		withMember(claimsJSON, `"ctx":{"a":[1,{"b":2,"b":3}]}`),
+		jsonText(goodClaims(map[string]any{"exp": t0.Add(-time.Hour).Unix(), "iat": t0.Add(-2 * time.Hour).Unix()})), // expired only
+		claimsJSON,
+	} {
+		f.Add(signRaw(f, ours, goodHeader, p))
+		f.Add(p)
+	}
+	for _, h := range []string{
+		jsonText(map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": rfcKid, "crit": []string{"exp"}}),
+		withMember(goodHeader, `"alg":"none"`),
+		jsonText(map[string]any{"alg": "EdDSA", "typ": "jwt", "kid": rfcKid}),
+		goodHeader,
+	} {
+		f.Add(signRaw(f, ours, h, claimsJSON))
+		f.Add(h + "\n" + claimsJSON)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
 		*now = t0
-		c, err := iss.Verify(tok)
-		if err != nil {
-			if code := guard.ErrorCode(err); code != guard.EUNAUTHORIZED {
-				t.Fatalf("got code %q, want %q", code, guard.EUNAUTHORIZED)
+		checkVerify(t, iss, in)
+		if h, rest, ok := strings.Cut(in, "."); ok {
+			p, _, _ := strings.Cut(rest, ".")
+			checkVerify(t, iss, signSegments(t, ours, h+"."+p))
+		}
+		if strings.HasPrefix(in, "{") {
+			h, p, ok := strings.Cut(in, "\n")
+			if !ok {
+				h, p = goodHeader, in
+			}
+			checkVerify(t, iss, signRaw(t, ours, h, p))
+		}
+	})
+}
+
+// checkVerify verifies tok with iss's clock at t0 and checks what must
+// hold of every answer.
+func checkVerify(t *testing.T, iss *Issuer, tok string) {
+	t.Helper()
+	c, err := iss.Verify(tok)
+	if err != nil {
+		if code := guard.ErrorCode(err); code != guard.EUNAUTHORIZED {
+			t.Fatalf("%q: got code %q, want %q", tok, code, guard.EUNAUTHORIZED)
+		}
+		if !errors.Is(err, ErrExpired) {
+			if c != (Claims{}) || guard.ErrorMessage(err) != "invalid token" {
+				t.Fatalf("%q: got claims %+v and %v, want none and invalid token", tok, c, err)
 			}
 			return
 		}
-		if c.Subject == "" || c.SessionID == "" {
-			t.Errorf("accepted %q with sub %q sid %q, want both non-empty", tok, c.Subject, c.SessionID)
+		if msg := guard.ErrorMessage(err); msg != "token expired" {
+			t.Fatalf("%q: got %q with ErrExpired, want token expired", tok, msg)
 		}
-		if !c.ExpiresAt.After(t0) {
-			t.Errorf("accepted %q with exp %v, want after %v", tok, c.ExpiresAt, t0)
+		if c.ExpiresAt.Add(Leeway).After(t0) {
+			t.Errorf("%q: expired with exp %v, want exp+Leeway not after %v", tok, c.ExpiresAt, t0)
 		}
-		if c.IssuedAt.After(t0) {
-			t.Errorf("accepted %q with iat %v, want not after %v", tok, c.IssuedAt, t0)
+	} else if !c.ExpiresAt.Add(Leeway).After(t0) {
+		t.Errorf("%q: accepted with exp %v, want exp+Leeway after %v", tok, c.ExpiresAt, t0)
+	}
+
+	// Claims came back (valid, or only expired): the token must be ours,
+	// say so again, and read one way only.
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("%q: got claims %+v for %d segments", tok, c, len(parts))
+	}
+	sig, serr := b64.DecodeString(parts[2])
+	if serr != nil || !ed25519.Verify(iss.PublicKey(), []byte(parts[0]+"."+parts[1]), sig) {
+		t.Fatalf("%q: got claims %+v for a signature that is not ours", tok, c)
+	}
+	if c.Subject == "" || c.SessionID == "" {
+		t.Errorf("%q: got sub %q sid %q, want both non-empty", tok, c.Subject, c.SessionID)
+	}
+	if c.IssuedAt.After(t0.Add(Leeway)) {
+		t.Errorf("%q: got iat %v, want not after %v", tok, c.IssuedAt, t0.Add(Leeway))
+	}
+	if !c.ExpiresAt.After(c.IssuedAt) {
+		t.Errorf("%q: got exp %v not after iat %v", tok, c.ExpiresAt, c.IssuedAt)
+	}
+	again, err2 := iss.Verify(tok)
+	if again != c || (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
+		t.Errorf("%q: verified again, got %+v, %v, want %+v, %v", tok, again, err2, c, err)
+	}
+	payload, perr := b64.DecodeString(parts[1])
+	if perr != nil {
+		t.Fatalf("%q: got claims from a payload that is not base64url: %v", tok, perr)
+	}
+	checkOneReading(t, payload, c)
+}
+
+// checkOneReading checks that an accepted payload has no repeated key at
+// any depth and no case variant of a registered claim, and that a plain
+// map reads from it the claims Verify gave.
+func checkOneReading(t *testing.T, payload []byte, c Claims) {
+	t.Helper()
+	if err := keysOnce(payload, true); err != nil {
+		t.Fatalf("accepted payload %s: %v", payload, err)
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("accepted payload %s: %v", payload, err)
+	}
+	for k, want := range map[string]any{
+		"sub": c.Subject,
+		"sid": c.SessionID,
+		"iat": json.Number(strconv.FormatInt(c.IssuedAt.Unix(), 10)),
+		"exp": json.Number(strconv.FormatInt(c.ExpiresAt.Unix(), 10)),
+	} {
+		if m[k] != want {
+			t.Errorf("accepted payload %s: got %s %#v read plainly, want %#v as Verify gave", payload, k, m[k], want)
 		}
-	})
+	}
+}
+
+// keysOnce walks a JSON value with Decode (not the Token walk the package
+// uses) and reports a repeated key, or at the top a case variant of a
+// registered claim.
+func keysOnce(v json.RawMessage, top bool) error {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	open, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch open {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key := k.(string)
+			if seen[key] {
+				return fmt.Errorf("key %q twice", key)
+			}
+			seen[key] = true
+			if top {
+				for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"} {
+					if key != name && strings.EqualFold(key, name) {
+						return fmt.Errorf("key %q is a case variant of %q", key, name)
+					}
+				}
+			}
+			var sub json.RawMessage
+			if err := dec.Decode(&sub); err != nil {
+				return err
+			}
+			if err := keysOnce(sub, false); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for dec.More() {
+			var sub json.RawMessage
+			if err := dec.Decode(&sub); err != nil {
+				return err
+			}
+			if err := keysOnce(sub, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func BenchmarkIssue(b *testing.B) {
