@@ -73,6 +73,14 @@ type Revocation struct {
 	Reason    string
 }
 
+// SessionEnd is one entry of the session end log: a session ended outside
+// the idle clock (sign-out, revocation, a user deleted or changed).
+type SessionEnd struct {
+	Seq       int64
+	SessionID string
+	Reason    string
+}
+
 // Expiration Time bounds, in seconds.
 const (
 	DefaultExpirationSeconds = 172800                        // 2 days, as the POS ships

@@ -18,9 +18,14 @@ type Directory interface {
 	// AddUser creates a user in an existing group (ENOTFOUND otherwise);
 	// ECONFLICT when the name is taken. It returns the user with its ID.
 	AddUser(ctx context.Context, u User) (User, error)
-	// UpdateUser changes a user's group and password hash (ENOTFOUND).
-	UpdateUser(ctx context.Context, u User) error
-	DeleteUser(ctx context.Context, name string) error
+	// UpdateUser changes a user's group and password hash (ENOTFOUND) and,
+	// in the same transaction, ends every live session of the user (reason
+	// "revoked", recorded in the session end log); it returns their ids.
+	UpdateUser(ctx context.Context, u User, at time.Time) (ended []string, err error)
+	// DeleteUser deletes a user (ENOTFOUND) and ends its live sessions in
+	// the same transaction, as UpdateUser does. A user's id is never
+	// reused, so no later user can inherit a session.
+	DeleteUser(ctx context.Context, name string, at time.Time) (ended []string, err error)
 	// UserByName and UserByID fill in Permissions from the group.
 	UserByName(ctx context.Context, name string) (User, error)
 	UserByID(ctx context.Context, id int64) (User, error)
@@ -47,14 +52,31 @@ type SessionStore interface {
 	// SaveActivity writes last-activity times in one transaction. A time
 	// never moves backwards and a revoked session is left alone.
 	SaveActivity(ctx context.Context, batch []Activity) error
-	// RevokeSession ends a session for good; revoking twice is no error.
+	// RevokeSession ends a session for good (ENOTFOUND if unknown);
+	// revoking twice is no error and keeps the first time and reason. A
+	// session it ends is recorded in the session end log.
 	RevokeSession(ctx context.Context, id string, at time.Time, reason string) error
+	// RevokeUserSessions ends every live session of a user, records each
+	// in the session end log, and returns their ids.
+	RevokeUserSessions(ctx context.Context, userID int64, at time.Time, reason string) ([]string, error)
+	// RevokeOrphanSessions ends (reason "revoked", logged) every live
+	// session whose user no longer exists or no longer has the session's
+	// username, and reports how many: a token authenticates only as the
+	// user it was issued to.
+	RevokeOrphanSessions(ctx context.Context, at time.Time) (int, error)
+	// SessionEnds returns the session end log's entries after seq, oldest
+	// first, at most limit: how a running server learns of sessions that
+	// another process (the CLI) or node ended. LastSessionEnd is the log's
+	// newest seq (0 when empty), where a starting server begins reading.
+	SessionEnds(ctx context.Context, after int64, limit int) ([]SessionEnd, error)
+	LastSessionEnd(ctx context.Context) (int64, error)
 	// RevokeSessions ends many sessions in one transaction (the idle
 	// clock's expiries, written behind); unknown IDs are skipped and a
 	// session already revoked keeps its first time and reason.
 	RevokeSessions(ctx context.Context, batch []Revocation) error
-	// PurgeSessions deletes sessions revoked before the given time and
-	// reports how many.
+	// PurgeSessions deletes sessions revoked before the given time, and
+	// session end log entries as old, in small batches so that the writer
+	// is never held for long, and reports how many sessions.
 	PurgeSessions(ctx context.Context, revokedBefore time.Time) (int, error)
 }
 
@@ -63,5 +85,8 @@ type Store interface {
 	Directory
 	SettingsStore
 	SessionStore
+	// Checkpoint folds the write-ahead log back into the main file so that
+	// it does not grow on a small disk; called on a schedule.
+	Checkpoint(ctx context.Context) error
 	Close() error
 }

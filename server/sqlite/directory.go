@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"idleguard/server/guard"
 )
@@ -91,30 +92,53 @@ func (db *DB) AddUser(ctx context.Context, u guard.User) (guard.User, error) {
 	return u, nil
 }
 
-// UpdateUser changes the group and password hash of the user named u.Name.
-func (db *DB) UpdateUser(ctx context.Context, u guard.User) error {
-	return db.write(ctx, "update user", func(tx *sql.Tx) error {
+// UpdateUser changes the group and password hash of the user named u.Name
+// and ends the user's live sessions in the same transaction: a session
+// must not keep the permissions or the password it was opened with.
+func (db *DB) UpdateUser(ctx context.Context, u guard.User, at time.Time) (ended []string, err error) {
+	err = db.write(ctx, "update user", func(tx *sql.Tx) error {
 		if err := groupExists(ctx, tx, u.Group); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx,
-			`UPDATE users SET group_name = ?, password_hash = ? WHERE name = ?`,
-			u.Group, hash(u.PasswordHash), u.Name)
+		var id int64
+		err := tx.QueryRowContext(ctx,
+			`UPDATE users SET group_name = ?, password_hash = ? WHERE name = ? RETURNING id`,
+			u.Group, hash(u.PasswordHash), u.Name).Scan(&id)
+		if err == sql.ErrNoRows {
+			return guard.Errorf(guard.ENOTFOUND, "user %q not found", u.Name)
+		}
 		if err != nil {
 			return err
 		}
-		return mustAffect(res, "user %q not found", u.Name)
+		ended, err = endSessions(ctx, tx, at, reasonRevoked, `user_id = ?`, id)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return ended, nil
 }
 
-// DeleteUser deletes a user (ENOTFOUND). Its sessions stay: ending them is
-// the session service's job.
-func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+// DeleteUser deletes a user (ENOTFOUND) and ends its live sessions in the
+// same transaction, so that no session outlives its user. The ended
+// sessions' rows stay until the purge.
+func (db *DB) DeleteUser(ctx context.Context, name string, at time.Time) (ended []string, err error) {
+	err = db.write(ctx, "delete user", func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `DELETE FROM users WHERE name = ? RETURNING id`, name).Scan(&id)
+		if err == sql.ErrNoRows {
+			return guard.Errorf(guard.ENOTFOUND, "user %q not found", name)
+		}
+		if err != nil {
+			return err
+		}
+		ended, err = endSessions(ctx, tx, at, reasonRevoked, `user_id = ?`, id)
+		return err
+	})
 	if err != nil {
-		return wrap("delete user", err)
+		return nil, err
 	}
-	return wrap("delete user", mustAffect(res, "user %q not found", name))
+	return ended, nil
 }
 
 // UserByName returns a user with its group's permissions (ENOTFOUND).
@@ -191,18 +215,6 @@ func groupExists(ctx context.Context, tx *sql.Tx, name string) error {
 		return guard.Errorf(guard.ENOTFOUND, "group %q not found", name)
 	}
 	return err
-}
-
-// mustAffect turns "no row matched" into ENOTFOUND.
-func mustAffect(res sql.Result, format string, args ...any) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return guard.Errorf(guard.ENOTFOUND, format, args...)
-	}
-	return nil
 }
 
 // hash keeps a missing hash from binding as NULL: the column is NOT NULL,

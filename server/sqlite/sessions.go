@@ -92,26 +92,6 @@ func (db *DB) SaveActivity(ctx context.Context, batch []guard.Activity) error {
 // reason.
 const revokeSQL = `UPDATE sessions SET revoked = 1, revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked = 0`
 
-// RevokeSession ends a session (ENOTFOUND if unknown). Revoking it again
-// succeeds and keeps the first time and reason.
-func (db *DB) RevokeSession(ctx context.Context, id string, at time.Time, reason string) error {
-	return db.write(ctx, "revoke session", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, revokeSQL, millis(at), reason, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return err
-		}
-		var one int
-		err = tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one)
-		if err == sql.ErrNoRows {
-			return guard.Errorf(guard.ENOTFOUND, "session %q not found", id)
-		}
-		return err
-	})
-}
-
 // RevokeSessions ends a batch of sessions in one transaction: one commit
 // for the batch, as 5,000 sessions reaching their deadline in the same
 // second would otherwise cost 5,000 commits while their sockets are being
@@ -135,17 +115,64 @@ func (db *DB) RevokeSessions(ctx context.Context, batch []guard.Revocation) erro
 	})
 }
 
-// PurgeSessions deletes sessions revoked before the given time and reports
-// how many.
+// purgeBatchRows bounds the rows one purge transaction deletes, so that a
+// purge of a million ended sessions holds the writer a few milliseconds at
+// a time (BenchmarkPurgeBatch) while sign-outs and activity writes queue
+// behind it, instead of for the whole purge.
+const purgeBatchRows = 500
+
+// The purge statements delete at most one batch, oldest first by their
+// index (sessions_revoked, session_ends_at); the first ? is the cutoff.
+const (
+	purgeSessionsSQL = `
+		DELETE FROM sessions WHERE rowid IN (
+			SELECT rowid FROM sessions WHERE revoked = 1 AND revoked_at < ? LIMIT ?)`
+	purgeSessionEndsSQL = `
+		DELETE FROM session_ends WHERE seq IN (
+			SELECT seq FROM session_ends WHERE at < ? LIMIT ?)`
+)
+
+// PurgeSessions deletes sessions revoked before the given time, then
+// session end log entries as old, in transactions of at most
+// purgeBatchRows rows, and reports how many sessions. Writers waiting on
+// the pool go between batches; a cancelled ctx stops it between them,
+// with what was deleted so far counted.
 func (db *DB) PurgeSessions(ctx context.Context, revokedBefore time.Time) (int, error) {
-	res, err := db.w.ExecContext(ctx,
-		`DELETE FROM sessions WHERE revoked = 1 AND revoked_at < ?`, millis(revokedBefore))
+	cutoff := millis(revokedBefore)
+	n, err := db.purge(ctx, "purge sessions", purgeSessionsSQL, cutoff)
 	if err != nil {
-		return 0, wrap("purge sessions", err)
+		return n, err
 	}
-	n, err := res.RowsAffected()
+	_, err = db.purge(ctx, "purge session ends", purgeSessionEndsSQL, cutoff)
+	return n, err
+}
+
+// purge runs query batch after batch until one deletes less than a full
+// batch, and reports the rows deleted.
+func (db *DB) purge(ctx context.Context, op, query string, cutoff int64) (int, error) {
+	total := 0
+	for {
+		n, err := db.purgeBatch(ctx, op, query, cutoff)
+		total += n
+		if err != nil || n < purgeBatchRows {
+			return total, err
+		}
+	}
+}
+
+// purgeBatch deletes one batch in one write transaction.
+func (db *DB) purgeBatch(ctx context.Context, op, query string, cutoff int64) (int, error) {
+	var n int64
+	err := db.write(ctx, op, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, cutoff, purgeBatchRows)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
-		return 0, wrap("purge sessions", err)
+		return 0, err
 	}
 	return int(n), nil
 }

@@ -8,12 +8,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"idleguard/server/datadir"
 	"idleguard/server/guard"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -38,15 +40,20 @@ var _ guard.Store = (*DB)(nil)
 const busyTimeout = 5 * time.Second
 
 // Open opens the database at path, creating it (mode 0600) if it is
-// missing, and brings its schema up to date. The directory must exist.
+// missing, and brings its schema up to date. The directory must exist
+// (datadir.Ensure). Existing files are made private first, and a file that
+// another user owns or that is not a regular file is refused
+// (datadir.CheckFile): SQLite would use them as it finds them.
 func Open(ctx context.Context, path string) (*DB, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := checkFiles(abs, abs+"-wal", abs+"-shm"); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	// SQLite would create the file with the umask's mode (often 0644);
-	// password hashes and sessions are for this user's eyes only. The WAL
-	// and shm files SQLite makes later copy the database file's mode.
+	// password hashes and sessions are for this user's eyes only.
 	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -68,7 +75,25 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
+	// SQLite has made the -wal and -shm files by now where they were
+	// missing. It gives them the database file's mode, private by now, but
+	// that is its choice, not a promise: check them as well.
+	if err := checkFiles(abs+"-wal", abs+"-shm"); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	return &DB{w: w, r: r}, nil
+}
+
+// checkFiles runs datadir.CheckFile on each path that exists.
+func checkFiles(paths ...string) error {
+	for _, p := range paths {
+		if err := datadir.CheckFile(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes both pools; the last connection to close checkpoints the WAL
@@ -88,7 +113,8 @@ func openPool(ctx context.Context, path, extra string, conns int) (*sql.DB, erro
 		// NORMAL is durable across application crashes in WAL mode; only a
 		// power loss can drop the last commits, which costs at most a few
 		// seconds of last-activity times.
-		"&_pragma=synchronous(NORMAL)" + extra
+		"&_pragma=synchronous(NORMAL)" +
+		fmt.Sprintf("&_pragma=journal_size_limit(%d)", journalSizeLimit) + extra
 	p, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -102,6 +128,12 @@ func openPool(ctx context.Context, path, extra string, conns int) (*sql.DB, erro
 	}
 	return p, nil
 }
+
+// journalSizeLimit is the size, in bytes, SQLite cuts the WAL file back to
+// each time a checkpoint lets it start over. Without it the file stays as
+// large as it ever grew (about 4 MiB, the auto-checkpoint's 1,000 pages),
+// which fills a small disk; Checkpoint truncates it to nothing.
+const journalSizeLimit = 1 << 20
 
 // uriEscaper escapes what would end or alter the path part of a SQLite URI.
 var uriEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")

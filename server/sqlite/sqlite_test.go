@@ -74,7 +74,7 @@ func TestOpen(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "idleguard.db")
 		db := mustOpenPath(t, path)
 		seed(t, db) // writes reach the WAL file
-		for _, p := range []string{path, path + "-wal"} {
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
 			fi, err := os.Stat(p)
 			mustNoErr(t, err)
 			if got := fi.Mode().Perm(); got != 0o600 {
@@ -113,6 +113,7 @@ func TestOpen(t *testing.T) {
 				check(t, c, "foreign_keys", "1")
 				check(t, c, "synchronous", "1") // NORMAL
 				check(t, c, "busy_timeout", "5000")
+				check(t, c, "journal_size_limit", fmt.Sprint(journalSizeLimit))
 			})
 		}
 		check(t, conns[1], "query_only", "1")
@@ -203,8 +204,10 @@ func TestDirectory(t *testing.T) {
 		wantCode(t, err, guard.ENOTFOUND)
 		_, err = db.UserByID(ctx, 999)
 		wantCode(t, err, guard.ENOTFOUND)
-		wantCode(t, db.UpdateUser(ctx, guard.User{Name: "nobody", Group: "cashiers"}), guard.ENOTFOUND)
-		wantCode(t, db.DeleteUser(ctx, "nobody"), guard.ENOTFOUND)
+		_, err = db.UpdateUser(ctx, guard.User{Name: "nobody", Group: "cashiers"}, t0)
+		wantCode(t, err, guard.ENOTFOUND)
+		_, err = db.DeleteUser(ctx, "nobody", t0)
+		wantCode(t, err, guard.ENOTFOUND)
 	})
 
 	t.Run("AddUserMissingGroup", func(t *testing.T) {
@@ -234,13 +237,14 @@ func TestDirectory(t *testing.T) {
 	t.Run("UpdateUser", func(t *testing.T) {
 		db := MustOpenDB(t)
 		_, clerk := seed(t, db)
-		mustNoErr(t, db.UpdateUser(ctx, guard.User{Name: "clerk", Group: "developers", PasswordHash: []byte("h3")}))
+		_, err := db.UpdateUser(ctx, guard.User{Name: "clerk", Group: "developers", PasswordHash: []byte("h3")}, t0)
+		mustNoErr(t, err)
 		got, err := db.UserByID(ctx, clerk.ID)
 		mustNoErr(t, err)
 		if got.Group != "developers" || string(got.PasswordHash) != "h3" || !got.Can(guard.DeveloperView) {
 			t.Errorf("after UpdateUser: got %+v, want group developers, hash h3, developer.view", got)
 		}
-		err = db.UpdateUser(ctx, guard.User{Name: "clerk", Group: "ghosts"})
+		_, err = db.UpdateUser(ctx, guard.User{Name: "clerk", Group: "ghosts"}, t0)
 		wantCode(t, err, guard.ENOTFOUND)
 		if got, want := guard.ErrorMessage(err), `group "ghosts" not found`; got != want {
 			t.Errorf("message: got %q, want %q", got, want)
@@ -250,13 +254,18 @@ func TestDirectory(t *testing.T) {
 	t.Run("DeleteUser", func(t *testing.T) {
 		db := MustOpenDB(t)
 		admin, _ := seed(t, db)
-		// A session of the user must not block the delete (no foreign key).
+		// A session of the user must not block the delete (no foreign key);
+		// it ends with the user, and its row stays until the purge.
 		mustNoErr(t, db.CreateSession(ctx, guard.Session{ID: "s1", UserID: admin.ID, Username: "admin", Created: t0, LastActivity: t0}))
-		mustNoErr(t, db.DeleteUser(ctx, "admin"))
-		_, err := db.UserByName(ctx, "admin")
+		ended, err := db.DeleteUser(ctx, "admin", at(7))
+		mustNoErr(t, err)
+		if want := []string{"s1"}; !reflect.DeepEqual(ended, want) {
+			t.Errorf("DeleteUser ended: got %v, want %v", ended, want)
+		}
+		_, err = db.UserByName(ctx, "admin")
 		wantCode(t, err, guard.ENOTFOUND)
-		if _, err := db.Session(ctx, "s1"); err != nil {
-			t.Errorf("session after DeleteUser: got %v, want it kept", err)
+		if s, err := db.Session(ctx, "s1"); err != nil || !s.Revoked {
+			t.Errorf("session after DeleteUser: got %+v, %v, want it kept and revoked", s, err)
 		}
 		users, err := db.Users(ctx)
 		mustNoErr(t, err)
