@@ -13,7 +13,14 @@ all: build
 build: wasm
 	$(GO) build -o bin/idleguard ./server
 
+# The brotli module is what every till downloads: make wasm fails when it
+# grows past WASM_BR_MAX bytes. The check is in the phony target, so it runs
+# even when the file is up to date.
+WASM_BR_MAX := 480000
 wasm: $(BUILD)/idleguard.wasm.br
+	@size=$$(stat -c %s $<) && echo "$<: $$size bytes (limit $(WASM_BR_MAX))" && \
+	  if [ "$$size" -gt $(WASM_BR_MAX) ]; then \
+	    echo "$<: $$size bytes is over the limit of $(WASM_BR_MAX): shrink the module (see wasm/deps.txt)" >&2; exit 1; fi
 
 $(BUILD)/idleguard.wasm: $(WASM_SRC) go.mod
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o $@ ./wasm

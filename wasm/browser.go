@@ -60,6 +60,10 @@ func newBrowser() (*browser, error) {
 	if b.socketURL == "" || b.input.Type() != js.TypeObject {
 		return nil, errors.New("the loader gave no socket URL or input sample")
 	}
+	if b.webSocket.Type() != js.TypeFunction {
+		// Dial's catch stops only exceptions the constructor throws.
+		return nil, errors.New("this browser has no WebSocket")
+	}
 	perf := g.Get("performance")
 	b.now = perf.Get("now").Call("bind", perf)
 	b.dialog.document = b.document
@@ -368,22 +372,6 @@ func then(p js.Value, ok, fail func(js.Value)) {
 	onOK = js.FuncOf(func(_ js.Value, args []js.Value) any { return settle(ok, args) })
 	onFail = js.FuncOf(func(_ js.Value, args []js.Value) any { return settle(fail, args) })
 	p.Call("then", onOK, onFail)
-}
-
-// catch runs f, turning a JavaScript exception (a panic in syscall/js) into
-// an error: an exception must not end the module.
-func catch(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if e, ok := r.(error); ok {
-				err = e
-			} else {
-				err = errors.New("exception")
-			}
-		}
-	}()
-	f()
-	return nil
 }
 
 func stringOr(v js.Value, fallback string) string {
