@@ -7,11 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"idleguard/server/guard"
+	"idleguard/server/protocol"
+	"idleguard/server/sessions"
 )
 
 // Demo groups and users: the seed article's three kinds of user.
@@ -59,16 +63,23 @@ func seedDemo(ctx context.Context, dir guard.Directory) error {
 
 const adminUsage = `usage:
   idleguard user add NAME -group GROUP [-data DIR]   (password read from stdin)
-  idleguard user passwd NAME [-data DIR]             (password read from stdin)
-  idleguard user group NAME GROUP [-data DIR]
-  idleguard user del NAME [-data DIR]
+  idleguard user passwd NAME [-data DIR]             (password read from stdin; ends NAME's sessions)
+  idleguard user group NAME GROUP [-data DIR]        (ends NAME's sessions)
+  idleguard user del NAME [-data DIR]                (ends NAME's sessions)
   idleguard user list [-data DIR]
   idleguard group put NAME [-perm developer.view,developer.edit] [-data DIR]
   idleguard group list [-data DIR]
+  idleguard session list [-user NAME] [-data DIR]
+  idleguard session revoke SESSION-ID [-data DIR]
+  idleguard session revoke -user NAME [-data DIR]    (every session of NAME)
+
+Names are 1-64 lowercase letters a-z, digits and . _ - (not first).
+A running server signs ended sessions out in every tab within about a second.
 `
 
-// runAdmin manages users and groups in the data directory's store. It may
-// run beside a live server: SQLite serialises the writes.
+// runAdmin manages users, groups and sessions in the data directory's
+// store. It may run beside a live server: SQLite serialises the writes,
+// and the server reads the sessions this ends from the session end log.
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, adminUsage)
@@ -81,6 +92,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	dataDir := fs.String("data", orDefault(getenv("IDLEGUARD_DATA"), "./data"), "data directory")
 	group := fs.String("group", "", "the user's group")
 	perms := fs.String("perm", "", "comma-separated permissions: "+permList())
+	user := fs.String("user", "", "the user whose sessions to list or revoke")
 	// Flags may come before or after the positional names.
 	var pos []string
 	rest := args[2:]
@@ -107,6 +119,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer db.Close()
+	now := time.Now().Round(0)
 
 	switch what + " " + verb {
 	case "user add":
@@ -115,6 +128,9 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		if *group == "" {
 			return errors.New("user add needs -group")
+		}
+		if err := guard.ValidateName("username", pos[0]); err != nil {
+			return errors.New(guard.ErrorMessage(err))
 		}
 		hash, err := readPasswordHash(stdin)
 		if err != nil {
@@ -139,29 +155,78 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		} else {
 			u.Group = pos[1]
 		}
-		if err := db.UpdateUser(ctx, u); err != nil {
+		ended, err := db.UpdateUser(ctx, u, now)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "updated user %s\n", u.Name)
+		fmt.Fprintf(stdout, "updated user %s; ended %d session(s)\n", printable(u.Name), len(ended))
 	case "user del":
 		if err := need(1); err != nil {
 			return err
 		}
-		if err := db.DeleteUser(ctx, pos[0]); err != nil {
+		ended, err := db.DeleteUser(ctx, pos[0], now)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted user %s\n", pos[0])
+		fmt.Fprintf(stdout, "deleted user %s; ended %d session(s)\n", printable(pos[0]), len(ended))
 	case "user list":
 		users, err := db.Users(ctx)
 		if err != nil {
 			return err
 		}
 		for _, u := range users {
-			fmt.Fprintf(stdout, "%s\t%s\t%s\n", u.Name, u.Group, joinPerms(u.Permissions))
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", printable(u.Name), printable(u.Group), joinPerms(u.Permissions))
 		}
+	case "session list":
+		if err := need(0); err != nil {
+			return err
+		}
+		live, err := db.LiveSessions(ctx)
+		if err != nil {
+			return err
+		}
+		for _, sess := range live {
+			if *user != "" && sess.Username != *user {
+				continue
+			}
+			// Last activity is written behind: up to a second old.
+			fmt.Fprintf(stdout, "%s\t%s\tsigned in %s\tlast active %s\n", sess.ID, printable(sess.Username),
+				sess.Created.UTC().Format(time.RFC3339), sess.LastActivity.UTC().Format(time.RFC3339))
+		}
+	case "session revoke":
+		var ended []string
+		switch {
+		case *user != "" && len(pos) == 0:
+			u, err := db.UserByName(ctx, *user)
+			if err != nil {
+				return err
+			}
+			if ended, err = db.RevokeUserSessions(ctx, u.ID, now, protocol.ReasonRevoked.String()); err != nil {
+				return err
+			}
+		case *user == "" && len(pos) == 1:
+			s, err := db.Session(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			if s.Revoked {
+				return fmt.Errorf("session %s already ended (%s)", pos[0], s.RevokedReason)
+			}
+			if err := db.RevokeSession(ctx, pos[0], now, protocol.ReasonRevoked.String()); err != nil {
+				return err
+			}
+			ended = pos
+		default:
+			fmt.Fprint(stderr, adminUsage)
+			return errors.New("session revoke takes one SESSION-ID or -user NAME")
+		}
+		fmt.Fprintf(stdout, "ended %d session(s)\n", len(ended))
 	case "group put":
 		if err := need(1); err != nil {
 			return err
+		}
+		if err := guard.ValidateName("group", pos[0]); err != nil {
+			return errors.New(guard.ErrorMessage(err))
 		}
 		g := guard.Group{Name: pos[0]}
 		for _, p := range strings.Split(*perms, ",") {
@@ -183,13 +248,23 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		for _, g := range groups {
-			fmt.Fprintf(stdout, "%s\t%s\n", g.Name, joinPerms(g.Permissions))
+			fmt.Fprintf(stdout, "%s\t%s\n", printable(g.Name), joinPerms(g.Permissions))
 		}
 	default:
 		fmt.Fprint(stderr, adminUsage)
 		return fmt.Errorf("unknown command %q", what+" "+verb)
 	}
 	return nil
+}
+
+// printable is a name as the CLI prints it: as it is when it follows the
+// name rule, quoted with escapes otherwise (names stored before the rule),
+// so that no name can forge a line or send a terminal escape.
+func printable(name string) string {
+	if guard.ValidateName("name", name) == nil {
+		return name
+	}
+	return strconv.QuoteToASCII(name)
 }
 
 // readPasswordHash reads one line from stdin and hashes it with bcrypt.
@@ -199,8 +274,8 @@ func readPasswordHash(stdin io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("read password: %w", err)
 	}
 	pw := strings.TrimRight(line, "\r\n")
-	if len(pw) < 4 || len(pw) > 72 {
-		return nil, errors.New("the password (one line on stdin) must be 4 to 72 bytes")
+	if len(pw) < 4 || len(pw) > sessions.MaxPasswordLen {
+		return nil, fmt.Errorf("the password (one line on stdin) must be 4 to %d bytes", sessions.MaxPasswordLen)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ func TestTokensRefused(t *testing.T) {
 		t.Fatalf("login token header %s does not carry kid %s", decodeSegment(t, h), kid)
 	}
 	revoked, _ := mustLogin(t, s.base, "viewer", "demo")
-	if resp, body := request(t, "POST", s.base+"/api/logout", revoked, "", nil); resp.StatusCode != http.StatusNoContent {
+	if resp, body := request(t, "POST", s.base+"/api/logout", revoked, "application/json", nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: got %d %s, want 204", resp.StatusCode, body)
 	}
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
@@ -119,7 +120,11 @@ func TestTokensRefused(t *testing.T) {
 		{"no iss", sign(t, jwt.SigningMethodEdDSA, key, kid, with(good, map[string]any{"iss": nil}))},
 		{"wrong aud", sign(t, jwt.SigningMethodEdDSA, key, kid, with(good, map[string]any{"aud": "backoffice"}))},
 		{"no aud", sign(t, jwt.SigningMethodEdDSA, key, kid, with(good, map[string]any{"aud": nil}))},
-		{"expired exp", sign(t, jwt.SigningMethodEdDSA, key, kid, with(good, map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-10 * time.Second).Unix()}))},
+		// An exp in the past is no refusal while the session lives (the
+		// session decides: TestExpiredTokenOfLiveSession); one not after
+		// iat is no token we issue.
+		{"exp before iat", sign(t, jwt.SigningMethodEdDSA, key, kid, with(good, map[string]any{"iat": now.Add(-10 * time.Second).Unix(), "exp": now.Add(-time.Hour).Unix()}))},
+		{"exp as a string", sign(t, jwt.SigningMethodEdDSA, key, kid, with(good, map[string]any{"exp": strconv.FormatInt(now.Add(time.Hour).Unix(), 10)}))},
 		{"no exp", sign(t, jwt.SigningMethodEdDSA, key, kid, with(good, map[string]any{"exp": nil}))},
 		{"iat in the future", sign(t, jwt.SigningMethodEdDSA, key, kid, with(good, map[string]any{"iat": now.Add(time.Hour).Unix()}))},
 		{"tampered signature", tamper(live, 2)},
@@ -195,11 +200,16 @@ func TestLogin(t *testing.T) {
 		t.Errorf("failed login set cookies %v", wrongPass.Header["Set-Cookie"])
 	}
 
-	for i := 1; i <= 6; i++ {
+	// Five free failures and the one that starts the backoff; then this
+	// user from this address waits (security_test.go: not from elsewhere).
+	for i := 1; i <= 7; i++ {
 		resp, body := login(t, s.base, "cashier", "wrong")
 		want := http.StatusUnauthorized
-		if i == 6 {
+		if i == 7 {
 			want = http.StatusTooManyRequests
+			if resp.Header.Get("Retry-After") == "" {
+				t.Errorf("bad attempt %d: 429 without Retry-After", i)
+			}
 		}
 		if resp.StatusCode != want {
 			t.Fatalf("bad attempt %d: got %d %s, want %d", i, resp.StatusCode, body, want)
@@ -241,7 +251,7 @@ func TestLogin(t *testing.T) {
 	check("GET /admin signed in (viewer)", withCookie("/admin"), http.StatusOK, "")
 	resp, _ = request(t, "GET", s.base+"/pos", "", "", nil)
 	check("GET /pos signed out", resp, http.StatusSeeOther, "/login")
-	if resp, body := request(t, "POST", s.base+"/api/logout", tok, "", nil); resp.StatusCode != http.StatusNoContent {
+	if resp, body := request(t, "POST", s.base+"/api/logout", tok, "application/json", nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: got %d %s", resp.StatusCode, body)
 	}
 	resp = withCookie("/pos")

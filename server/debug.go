@@ -11,14 +11,14 @@ import (
 
 	"idleguard/server/debugstats"
 	"idleguard/server/hub"
-	"idleguard/server/idle"
+	"idleguard/server/sessions"
 )
 
 // startDebug serves net/http/pprof and /debug/stats on addr, a listener of
 // its own: profiles show the program's insides and must never share the
 // POS-facing address. It is off unless -debug-addr is given. The returned
 // function stops it.
-func startDebug(log *slog.Logger, addr string, h *hub.Hub, tracker *idle.Tracker) (stop func(), err error) {
+func startDebug(log *slog.Logger, addr string, h *hub.Hub, svc *sessions.Service) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("debug listen: %w", err)
@@ -26,7 +26,8 @@ func startDebug(log *slog.Logger, addr string, h *hub.Hub, tracker *idle.Tracker
 	mux := debugstats.Mux(func() debugstats.Counters {
 		return debugstats.Counters{
 			Sockets:   h.Count(),
-			Sessions:  tracker.Len(),
+			Sessions:  svc.Tracker().Len(),
+			Security:  svc.SecurityCounts(),
 			Frames:    h.Frames(),
 			LastWrite: h.LastWrite(),
 		}

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"crypto/tls"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,8 +23,10 @@ import (
 
 	"idleguard/server/api"
 	"idleguard/server/clock"
+	"idleguard/server/datadir"
 	"idleguard/server/guard"
 	"idleguard/server/hub"
+	"idleguard/server/seclog"
 	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
 	"idleguard/server/token"
@@ -50,6 +54,9 @@ type options struct {
 	origins       string
 	logLevel      string
 	debugAddr     string
+	tlsCert       string
+	tlsKey        string
+	trusted       []netip.Prefix
 	// ready, when set, receives the listening address (tests use :0).
 	ready func(addr string)
 }
@@ -67,6 +74,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.origins, "origins", "", "comma-separated origins allowed to open the socket, e.g. https://pos.example.com (default: the server's own)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve pprof and /debug/stats on this address, e.g. 127.0.0.1:6060 (off by default; never expose it)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate chain (with -tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of -tls-cert")
+	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, e.g. 127.0.0.1,10.0.0.0/8")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: idleguard [flags]\n       idleguard user|group ... (idleguard user -h)\n\nflags:\n")
 		fs.PrintDefaults()
@@ -80,7 +90,35 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.minExpiration < 1 || o.minExpiration > guard.MaxExpirationSeconds {
 		return o, fmt.Errorf("-min-expiration must be from 1 to %d seconds", guard.MaxExpirationSeconds)
 	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return o, errors.New("-tls-cert and -tls-key go together")
+	}
+	var err error
+	if o.trusted, err = parsePrefixes(*trusted); err != nil {
+		return o, fmt.Errorf("-trusted-proxies: %w", err)
+	}
 	return o, nil
+}
+
+// parsePrefixes reads "10.0.0.0/8,127.0.0.1": CIDRs or single addresses.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func orDefault(v, def string) string {
@@ -98,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 // runWith is run with a ready callback that receives the listening address
 // once the server accepts connections (tests listen on :0).
 func runWith(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, ready func(addr string)) error {
-	if len(args) > 1 && (args[1] == "user" || args[1] == "group") {
+	if len(args) > 1 && (args[1] == "user" || args[1] == "group" || args[1] == "session") {
 		return runAdmin(ctx, args[1:], getenv, stdin, stdout, stderr)
 	}
 	o, err := parseFlags(args[1:], getenv, stderr)
@@ -120,9 +158,10 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// openStore creates the data directory (0700) and opens the SQLite file.
+// openStore creates the data directory (0700, or refuses or tightens an
+// existing one, package datadir) and opens the SQLite file.
 func openStore(ctx context.Context, dir string) (*sqlite.DB, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := datadir.Ensure(dir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "idleguard.db"))
@@ -139,6 +178,7 @@ type app struct {
 	svc     *sessions.Service
 	hub     *hub.Hub
 	handler http.Handler
+	sec     *seclog.Log
 }
 
 // newApp opens the store and wires everything serve needs; the caller
@@ -163,15 +203,19 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	clk := clock.Real{}
+	sec := seclog.New(log, clk)
 	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: clk.Now})
 	svc, err := sessions.New(ctx, log, clk, db, tokens, sessions.Config{
 		MinExpirationSeconds: o.minExpiration,
 		MaxLifetime:          o.maxLifetime,
+		Security:             sec,
 	})
 	if err != nil {
 		return nil, err
 	}
-	h := hub.New(log, hub.Config{MaxPerSession: o.maxTabs})
+	h := hub.New(log, hub.Config{MaxPerSession: o.maxTabs, Refused: func(sid, why string) {
+		sec.Event(seclog.FrameRefused, slog.String("sid", sessions.ShortID(sid)), slog.String("why", why))
+	}})
 	svc.SetSockets(h)
 	assets, err := web.NewAssets()
 	if err != nil {
@@ -183,8 +227,8 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 			origins = append(origins, s)
 		}
 	}
-	handler := api.NewServer(log, api.Config{AllowedOrigins: origins}, svc, h, assets)
-	return &app{db: db, svc: svc, hub: h, handler: handler}, nil
+	handler := api.NewServer(log, api.Config{AllowedOrigins: origins, TrustedProxies: o.trusted, Security: sec}, svc, h, assets)
+	return &app{db: db, svc: svc, hub: h, handler: handler, sec: sec}, nil
 }
 
 func serve(ctx context.Context, o options, stdout io.Writer) error {
@@ -196,16 +240,30 @@ func serve(ctx context.Context, o options, stdout io.Writer) error {
 	defer a.db.Close()
 	svc, h := a.svc, a.hub
 	if o.debugAddr != "" {
-		stopDebug, err := startDebug(log, o.debugAddr, h, svc.Tracker())
+		stopDebug, err := startDebug(log, o.debugAddr, h, svc)
 		if err != nil {
 			return err
 		}
 		defer stopDebug()
 	}
 
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http://"
+	if tlsConfig != nil {
+		// The hub reads frames off the TLS connection (read.go), so the
+		// listener itself speaks TLS rather than http.Server.ServeTLS.
+		ln, scheme = tls.NewListener(ln, tlsConfig), "https://"
 	}
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -216,7 +274,7 @@ func serve(ctx context.Context, o options, stdout io.Writer) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "addr", "http://"+ln.Addr().String(), "data", o.dataDir, "demo", o.demo)
+	log.Info("listening", "addr", scheme+ln.Addr().String(), "data", o.dataDir, "demo", o.demo)
 	if o.ready != nil {
 		o.ready(ln.Addr().String())
 	}

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,9 +89,13 @@ func (s *testServer) start(t *testing.T) {
 		done <- runWith(ctx, args, func(string) string { return "" }, strings.NewReader(""), s.log, s.log,
 			func(addr string) { ready <- addr })
 	}()
+	scheme := "http://"
+	if slices.Contains(s.args, "-tls-cert") {
+		scheme = "https://"
+	}
 	select {
 	case addr := <-ready:
-		s.base = "http://" + addr
+		s.base = scheme + addr
 	case err := <-done:
 		cancel()
 		t.Fatalf("run returned before listening: %v\n%s", err, s.log.String())
@@ -98,7 +104,7 @@ func (s *testServer) start(t *testing.T) {
 		t.Fatalf("server did not start\n%s", s.log.String())
 	}
 	s.cancel, s.done = cancel, done
-	resp, err := http.Get(s.base + "/healthz")
+	resp, err := noRedirects.Get(s.base + "/healthz")
 	if err != nil {
 		t.Fatalf("GET /healthz: %v", err)
 	}
@@ -167,9 +173,15 @@ func getWithCookie(t *testing.T, url string, c *http.Cookie) (*http.Response, []
 	return do(t, req)
 }
 
+// dialer opens test sockets; like noRedirects it trusts any certificate.
+var dialer = &websocket.Dialer{HandshakeTimeout: waitLimit, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+
+// noRedirects is every test's HTTP client. It trusts any certificate:
+// the TLS tests serve a self-signed one of their own on loopback.
 var noRedirects = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	Timeout:       waitLimit,
+	Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 }
 
 func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
@@ -300,7 +312,7 @@ func dialSocket(t *testing.T, s *testServer, token, origin string) *websocket.Co
 
 func dialHeader(t *testing.T, s *testServer, h http.Header) *websocket.Conn {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(s.wsURL(), h)
+	ws, resp, err := dialer.Dial(s.wsURL(), h)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -316,7 +328,7 @@ func dialHeader(t *testing.T, s *testServer, h http.Header) *websocket.Conn {
 // (101 when it succeeded; the socket is closed then).
 func dialStatus(t *testing.T, s *testServer, h http.Header) int {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(s.wsURL(), h)
+	ws, resp, err := dialer.Dial(s.wsURL(), h)
 	if err == nil {
 		ws.Close()
 		return http.StatusSwitchingProtocols

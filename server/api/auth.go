@@ -3,18 +3,32 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"idleguard/server/guard"
+	"idleguard/server/seclog"
 	"idleguard/server/sessions"
-	"idleguard/server/token"
 )
 
-// CookieName holds the session token in the browser.
-const CookieName = "idleguard_token"
+// The session token's cookie. Over HTTPS it carries the __Host- prefix: the
+// browser then takes it only with Secure, Path=/ and no Domain, so a
+// sibling subdomain or plain-http page of the same site cannot plant one
+// ("cookie tossing"). Plain HTTP (a till on a LAN, development) cannot use
+// the prefix and gets the bare name.
+const (
+	CookieName       = "idleguard_token"
+	SecureCookieName = "__Host-" + CookieName
+)
+
+// cookieLifetime: the cookie outlives any one token on purpose. The
+// server, not the browser, decides when a session ends (every request
+// checks that the session is alive), and a cookie that expired with its
+// token's exp would sign a live session out on its next reload.
+const cookieLifetime = guard.MaxExpirationSeconds * time.Second
 
 type principalKey struct{}
 
@@ -24,41 +38,78 @@ func principal(r *http.Request) sessions.Principal {
 	return p
 }
 
+// errCookieConflict refuses a request carrying more than one session
+// cookie: a same-site page may have planted one with a narrower path, and
+// whichever the browser lists first would win.
+var errCookieConflict = guard.Errorf(guard.EUNAUTHORIZED,
+	"this request carries more than one idleguard cookie; clear this site's cookies and sign in again")
+
 // tokenFrom reads the token from the Authorization header or the cookie,
 // never from the URL. A request with another kind of Authorization gets
 // none: a header that is there but wrong must not fall back to the cookie.
-func tokenFrom(r *http.Request) string {
+func (s *server) tokenFrom(r *http.Request) (tok string, fromCookie bool, err error) {
 	if r.Header.Get("Authorization") != "" {
-		return bearer(r)
+		return bearer(r), false, nil
 	}
-	if c, err := r.Cookie(CookieName); err == nil {
-		return c.Value
+	name := s.cookieName(r)
+	n := 0
+	for _, c := range r.Cookies() {
+		if c.Name == name {
+			tok = c.Value
+			n++
+		}
 	}
-	return ""
+	if n > 1 {
+		return "", false, errCookieConflict
+	}
+	return tok, n == 1, nil
 }
 
-// bearer is the token of an "Authorization: Bearer" header, or "".
+// bearer is the token of an "Authorization: Bearer" header, or "". The
+// scheme is case-insensitive (RFC 9110 11.1).
 func bearer(r *http.Request) string {
-	t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, t, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return ""
 	}
 	return strings.TrimSpace(t)
 }
 
-func (s *server) authenticate(r *http.Request) (sessions.Principal, error) {
-	t := tokenFrom(r)
+// authenticate finds who the request speaks for. A token whose exp has
+// passed but whose session is alive is accepted, and when it came from the
+// cookie, w gets a fresh one.
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (sessions.Principal, error) {
+	t, fromCookie, err := s.tokenFrom(r)
+	if err != nil {
+		s.sec.Event(seclog.CookieConflict, slog.String("addr", s.clientAddr(r)), slog.String("path", r.URL.Path))
+		return sessions.Principal{}, err
+	}
 	if t == "" {
 		return sessions.Principal{}, guard.Errorf(guard.EUNAUTHORIZED, "sign in first")
 	}
-	return s.sessions.Authenticate(r.Context(), t)
+	p, err := s.sessions.Authenticate(r.Context(), t)
+	if err != nil {
+		var ended *sessions.EndedError
+		if !errors.As(err, &ended) && guard.ErrorCode(err) == guard.EUNAUTHORIZED {
+			s.sec.Event(seclog.TokenInvalid, slog.String("addr", s.clientAddr(r)),
+				slog.String("path", r.URL.Path), slog.String("why", guard.ErrorMessage(err)))
+		}
+		return sessions.Principal{}, err
+	}
+	if p.Expired && fromCookie {
+		if tok, c, err := s.sessions.Refresh(p); err == nil {
+			s.setTokenCookie(w, r, tok)
+			p.Claims = c
+		}
+	}
+	return p, nil
 }
 
 // signedIn lets through only requests whose token is valid and whose
 // session is alive now.
 func (s *server) signedIn(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r)
+		p, err := s.authenticate(w, r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -92,7 +143,7 @@ func permissionName(p guard.Permission) string {
 // others go to the login page, or get the 403 page.
 func (s *server) pageFor(next http.Handler, perm guard.Permission) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r)
+		p, err := s.authenticate(w, r)
 		if err != nil {
 			q := url.Values{"next": {r.URL.Path}}
 			var ended *sessions.EndedError
@@ -110,21 +161,31 @@ func (s *server) pageFor(next http.Handler, perm guard.Permission) http.Handler 
 	})
 }
 
-func (s *server) setTokenCookie(w http.ResponseWriter, r *http.Request, tok string, c token.Claims) {
+func (s *server) setTokenCookie(w http.ResponseWriter, r *http.Request, tok string) {
+	https := s.isHTTPS(r)
 	http.SetCookie(w, &http.Cookie{
-		Name:     CookieName,
+		Name:     s.cookieName(r),
 		Value:    tok,
 		Path:     "/",
-		Expires:  c.ExpiresAt,
+		MaxAge:   int(cookieLifetime / time.Second),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   https,
 		SameSite: http.SameSiteStrictMode,
 	})
 }
 
 func (s *server) clearTokenCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		Name: s.cookieName(r), Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
+		HttpOnly: true, Secure: s.isHTTPS(r), SameSite: http.SameSiteStrictMode,
 	})
+}
+
+// cookieName is the session cookie's name for r's scheme; a request reads
+// only the name its own scheme sets.
+func (s *server) cookieName(r *http.Request) string {
+	if s.isHTTPS(r) {
+		return SecureCookieName
+	}
+	return CookieName
 }

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"strings"
 
 	"idleguard/server/guard"
 	"idleguard/server/sessions"
@@ -72,27 +75,84 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// isJSON reports whether the request says its body is JSON.
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
+}
+
 // decode reads one JSON object of type T from the body: JSON content type,
-// at most maxBody bytes, no unknown fields, nothing after it.
+// at most maxBody bytes, no unknown fields, nothing after it, and each key
+// exactly once, spelled exactly as T names it. encoding/json would take
+// the last of two equal keys and match keys case-insensitively; a proxy or
+// validator in front that reads the first, or only the exact spelling,
+// would see another request than we act on.
 func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 	var v T
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	if !isJSON(r) {
 		return v, guard.Invalid("body", "Content-Type must be application/json")
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return v, decodeError(err)
+	}
+	if err := exactKeys(body, jsonFields(reflect.TypeFor[T]())); err != nil {
+		return v, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return v, decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return v, decodeError(err)
-		}
 		return v, guard.Invalid("body", "the body must hold one JSON object and nothing after it")
 	}
 	return v, nil
+}
+
+// jsonFields are the JSON names of a struct type's fields.
+func jsonFields(t reflect.Type) map[string]bool {
+	names := map[string]bool{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if name != "-" {
+			names[name] = true
+		}
+	}
+	return names
+}
+
+// exactKeys checks the keys of the body's top-level object: each one of
+// fields, spelled exactly, at most once. Malformed JSON is left to the
+// decoder, which says what is wrong.
+func exactKeys(body []byte, fields map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := t.(string)
+		switch {
+		case !fields[key]:
+			return guard.Invalid("body", "unknown field %q", key)
+		case seen[key]:
+			return guard.Invalid(key, "field %q appears more than once", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 func decodeError(err error) error {

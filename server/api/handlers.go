@@ -2,7 +2,7 @@ package api
 
 import (
 	"encoding/json"
-	"net"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +15,22 @@ import (
 func handleHealthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+}
+
+// handleReady is the readiness check: 503 while the store refuses writes
+// (a full disk, say), when a load balancer should send tills elsewhere;
+// pending writes are retried meanwhile and it recovers by itself.
+func (s *server) handleReady() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := s.sessions.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(err.Error() + "\n"))
+			return
+		}
 		w.Write([]byte("ok\n"))
 	})
 }
@@ -58,8 +74,10 @@ func (req loginRequest) valid() error {
 		return guard.Invalid("username", "username is required")
 	case req.Password == "":
 		return guard.Invalid("password", "password is required")
-	case len(req.Username) > 128 || len(req.Password) > 256:
-		return guard.Invalid("body", "username or password too long")
+	case len(req.Username) > 128:
+		return guard.Invalid("username", "username must be at most 128 bytes")
+	case len(req.Password) > sessions.MaxPasswordLen:
+		return guard.Invalid("password", "password must be at most %d bytes", sessions.MaxPasswordLen)
 	}
 	return nil
 }
@@ -80,18 +98,17 @@ func (s *server) handleLogin() http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		now := time.Now()
-		if !s.perAddr.Allow(clientAddr(r), now) || !s.perUser.Allow(strings.ToLower(req.Username), now) {
-			w.Header().Set("Retry-After", "60")
-			s.writeError(w, r, guard.Errorf(guard.ETOOMANY, "too many sign-in attempts; wait a minute and try again"))
-			return
-		}
-		in, err := s.sessions.Login(r.Context(), req.Username, req.Password)
+		in, err := s.sessions.Login(r.Context(), sessions.Credentials{
+			Username: req.Username, Password: req.Password, Addr: s.clientAddr(r)})
 		if err != nil {
+			var throttled *sessions.ThrottledError
+			if errors.As(err, &throttled) {
+				w.Header().Set("Retry-After", strconv.FormatInt(int64((throttled.Wait+time.Second-1)/time.Second), 10))
+			}
 			s.writeError(w, r, err)
 			return
 		}
-		s.setTokenCookie(w, r, in.Token, in.Claims)
+		s.setTokenCookie(w, r, in.Token)
 		writeJSON(w, http.StatusOK, loginResponse{
 			Token:     in.Token,
 			ExpiresIn: int64(in.Remaining / time.Second),
@@ -100,23 +117,15 @@ func (s *server) handleLogin() http.Handler {
 	})
 }
 
-// clientAddr is the peer's IP address (no port). Behind a proxy every
-// client shares one address; the per-user limit still holds there.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func (s *server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The cookie goes whatever happens next: a sign-out the browser
+		// asked for must not leave the token behind.
+		s.clearTokenCookie(w, r)
 		if err := s.sessions.Logout(r.Context(), principal(r).SessionID); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		s.clearTokenCookie(w, r)
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -156,7 +165,14 @@ func (s *server) handleTokenCookie() http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		s.setTokenCookie(w, r, tok, p.Claims)
+		if p.Expired {
+			// Renewed late (the page was away): hand over a fresh one.
+			if tok, _, err = s.sessions.Refresh(p); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		s.setTokenCookie(w, r, tok)
 		w.WriteHeader(http.StatusNoContent)
 	})
 }

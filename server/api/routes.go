@@ -5,14 +5,16 @@ import "net/http"
 // routes is the API's table of contents.
 func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", s.handleReady())
 	mux.Handle("GET /.well-known/jwks.json", s.handleJWKS())
 
-	mux.Handle("POST /api/login", s.handleLogin())
-	mux.Handle("POST /api/logout", s.signedIn(s.handleLogout()))
+	// Every state-changing request goes through sameOrigin (CSRF).
+	mux.Handle("POST /api/login", s.sameOrigin(s.handleLogin()))
+	mux.Handle("POST /api/logout", s.sameOrigin(s.jsonOnly(s.signedIn(s.handleLogout()))))
 	mux.Handle("GET /api/session", s.signedIn(s.handleSession()))
-	mux.Handle("POST /api/token", s.handleTokenCookie())
+	mux.Handle("POST /api/token", s.sameOrigin(s.jsonOnly(s.handleTokenCookie())))
 	mux.Handle("GET /api/settings/jwt", s.signedIn(s.can(guardDeveloperView, s.handleGetSettings())))
-	mux.Handle("PUT /api/settings/jwt", s.signedIn(s.can(guardDeveloperEdit, s.handlePutSettings())))
+	mux.Handle("PUT /api/settings/jwt", s.sameOrigin(s.signedIn(s.can(guardDeveloperEdit, s.handlePutSettings()))))
 	mux.Handle("GET /api/settings/jwt/changes", s.signedIn(s.can(guardDeveloperView, s.handleChanges())))
 	mux.Handle("/api/", handleAPINotFound())
 

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"log/slog"
 	"net/http"
 
 	"idleguard/server/guard"
+	"idleguard/server/seclog"
 )
 
 // handleSocket upgrades a signed-in page's request to its socket. Every
@@ -13,10 +15,11 @@ import (
 func (s *server) handleSocket() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.checkOrigin(r) {
+			s.sec.Event(seclog.OriginRefused, slog.String("addr", s.clientAddr(r)), slog.String("origin", r.Header.Get("Origin")))
 			s.writeError(w, r, guard.Errorf(guard.EFORBIDDEN, "origin not allowed"))
 			return
 		}
-		p, err := s.authenticate(r)
+		p, err := s.authenticate(w, r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -25,7 +28,14 @@ func (s *server) handleSocket() http.Handler {
 			s.writeError(w, r, guard.Errorf(guard.ETOOMANY, "too many open tabs for this session"))
 			return
 		}
-		ws, err := s.upgrader.Upgrade(w, r, nil)
+		// A fresh cookie that authenticate set (the old token had expired
+		// though the session lives) rides on the 101 answer: the upgrader
+		// writes only the headers it is given.
+		var hdr http.Header
+		if c := w.Header().Values("Set-Cookie"); len(c) > 0 {
+			hdr = http.Header{"Set-Cookie": c}
+		}
+		ws, err := s.upgrader.Upgrade(w, r, hdr)
 		if err != nil {
 			return // the upgrader has answered
 		}

@@ -26,6 +26,8 @@ type Stats struct {
 	HeapReleased uint64 `json:"heap_released"`
 	Sys          uint64 `json:"sys"`
 	NumGC        uint32 `json:"num_gc"`
+	// Security counts security-log events by kind (idleguard only).
+	Security map[string]uint64 `json:"security,omitempty"`
 }
 
 // Counters are the server's own figures; the runtime's are added by Read.
@@ -34,6 +36,7 @@ type Counters struct {
 	Sessions  int
 	Frames    uint64
 	LastWrite int64
+	Security  map[string]uint64
 }
 
 // Read samples the runtime beside c.
@@ -53,6 +56,7 @@ func Read(c Counters) Stats {
 		HeapReleased: m.HeapReleased,
 		Sys:          m.Sys,
 		NumGC:        m.NumGC,
+		Security:     c.Security,
 	}
 }
 

@@ -348,20 +348,21 @@ func TestShutdownHandlesActivityInFlight(t *testing.T) {
 // Config.Refused hears why a socket was refused, once, holding no lock.
 func TestRefusedSaysWhy(t *testing.T) {
 	for _, tc := range []struct {
+		name string
 		data []byte
 		why  string
 	}{
-		{frame(true, websocket.TextMessage, strings.Repeat("x", protocol.MaxClientFrame+1), false), "too_big"},
-		{repeat(frame(true, websocket.PingMessage, "", false), 4*frameBurst), "rate"},
-		{frame(true, websocket.BinaryMessage, "sync", false), "malformed"},
-		{frame(true, websocket.TextMessage, "state remaining=5", false), "malformed"},
-		{frame(true, websocket.TextMessage, "sync", true), "protocol"},
-		{frame(true, 0, "sync", false), "protocol"},
-		{frame(true, websocket.CloseMessage, "\x03", false), "protocol"},
-		{frame(true, websocket.TextMessage, "sync \xff", false), "utf8"},
-		{closeFrame(websocket.CloseNormalClosure, ""), ""}, // not a refusal
+		{"too big", frame(true, websocket.TextMessage, strings.Repeat("x", protocol.MaxClientFrame+1), false), "too_big"},
+		{"ping flood", repeat(frame(true, websocket.PingMessage, "", false), 4*frameBurst), "rate"},
+		{"binary", frame(true, websocket.BinaryMessage, "sync", false), "malformed"},
+		{"server's kind", frame(true, websocket.TextMessage, "state remaining=5", false), "malformed"},
+		{"unmasked", frame(true, websocket.TextMessage, "sync", true), "protocol"},
+		{"continuation first", frame(true, 0, "sync", false), "protocol"},
+		{"one-byte close", frame(true, websocket.CloseMessage, "\x03", false), "protocol"},
+		{"not UTF-8", frame(true, websocket.TextMessage, "sync \xff", false), "utf8"},
+		{"clean close", closeFrame(websocket.CloseNormalClosure, ""), ""}, // not a refusal
 	} {
-		t.Run(tc.why, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			got := make(chan string, 4)
 			var hub atomic.Pointer[Hub]
 			cfg := Config{Refused: func(sid, why string) {

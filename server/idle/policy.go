@@ -46,7 +46,13 @@ func (p Policy) Deadline(created, last time.Time) time.Time {
 
 // Rebase turns a wall-clock time read from storage into one that carries
 // now's monotonic reading, so that a later step of the wall clock moves no
-// deadline. now must come from the clock (with a monotonic reading).
+// deadline. now must come from the clock (with a monotonic reading). A time
+// in the future (the clock was stepped back across a restart) is clamped
+// to now: otherwise a session could outlive its Expiration Time by the
+// step, and no activity could ever pull its deadline back.
 func Rebase(now, wall time.Time) time.Time {
+	if wall.After(now) {
+		return now
+	}
 	return now.Add(-now.Sub(wall))
 }

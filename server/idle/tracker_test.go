@@ -252,6 +252,20 @@ func TestRestoredSessionsAreRebasedAndExpiredIfPast(t *testing.T) {
 	}
 }
 
+// A last activity stored in the future (the wall clock stepped back across
+// a restart) must not give a session more than its Expiration Time.
+func TestRestoredTimesInTheFutureAreClamped(t *testing.T) {
+	tr, c, r := newTracker(t, 60*time.Second)
+	now := c.Now()
+	tr.Add(guard.Session{ID: "future", Created: now.Add(5 * time.Minute).Round(0), LastActivity: now.Add(10 * time.Minute).Round(0)})
+	st, ok := tr.Status("future")
+	if !ok || st.Remaining != 60*time.Second {
+		t.Fatalf("future: got %v %v, want 60s (clamped to now)", st.Remaining, ok)
+	}
+	c.Advance(60 * time.Second)
+	wantEvents(t, r, "warn future 15s", "expire future idle")
+}
+
 func TestRemoveStopsTheTimer(t *testing.T) {
 	tr, c, r := newTracker(t, 60*time.Second)
 	addSession(t, tr, c, "s1")

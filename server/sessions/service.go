@@ -8,8 +8,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -20,6 +22,8 @@ import (
 	"idleguard/server/hub"
 	"idleguard/server/idle"
 	"idleguard/server/protocol"
+	"idleguard/server/seclog"
+	"idleguard/server/signin"
 	"idleguard/server/token"
 )
 
@@ -30,8 +34,15 @@ type Config struct {
 	// MaxLifetime caps a session from sign-in; zero means no cap.
 	MaxLifetime time.Duration
 	// FlushEvery is how often last activity is written behind (at most this
-	// much is lost on a crash). Default 1 s.
+	// much is lost on a crash) and the session end log is read. Default 1 s.
 	FlushEvery time.Duration
+	// CheckpointEvery is how often the store's write-ahead log is folded
+	// back into its file, so a small disk does not fill. Default 10 s.
+	CheckpointEvery time.Duration
+	// HashSlots caps concurrent password hashing; default max(2, GOMAXPROCS).
+	HashSlots int
+	// Security is the security log (nil: none).
+	Security *seclog.Log
 }
 
 // Sockets is what the service needs of the hub.
@@ -58,10 +69,22 @@ type Service struct {
 	settingsMu sync.Mutex
 	settings   guard.Settings
 
-	// Idle expiries are revoked in the store by the flusher, in batches: a
-	// restart before then recomputes the same deadline and ends them again.
+	// Idle expiries, and sign-outs whose write failed, are revoked in the
+	// store by the flusher, in batches, and stay here until written.
 	revokeMu sync.Mutex
 	revokes  []revocation
+
+	throttle *signin.Throttle
+	hashing  *signin.HashGate
+	sec      *seclog.Log
+
+	// Owned by the flusher (Flush holds flushMu): activity whose write
+	// failed, kept for the next try, and how far the end log has been read.
+	flushMu sync.Mutex
+	unsaved []guard.Activity
+	endSeq  int64
+
+	health storeHealth
 }
 
 type revocation struct {
@@ -76,19 +99,49 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store guard.Store
 	if cfg.FlushEvery <= 0 {
 		cfg.FlushEvery = time.Second
 	}
-	s := &Service{log: log, clock: c, store: store, tokens: tokens, cfg: cfg, sockets: noSockets{}}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 10 * time.Second
+	}
+	if cfg.HashSlots <= 0 {
+		cfg.HashSlots = max(2, runtime.GOMAXPROCS(0))
+	}
+	s := &Service{log: log, clock: c, store: store, tokens: tokens, cfg: cfg, sockets: noSockets{},
+		throttle: signin.NewThrottle(c, signin.ThrottleConfig{}),
+		hashing:  signin.NewHashGate(cfg.HashSlots),
+		sec:      cfg.Security,
+	}
 	settings, err := store.Settings(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: load settings: %w", err)
 	}
 	s.settings = settings
 	s.tracker = idle.NewTracker(c, s.policy(settings), s)
+	// Read the end log's tail before the live sessions: a session ended
+	// between the two reads is either not live or in the log after it.
+	if s.endSeq, err = store.LastSessionEnd(ctx); err != nil {
+		return nil, fmt.Errorf("sessions: read session end log: %w", err)
+	}
+	// Sessions whose user was deleted or replaced by older code never come
+	// back: a token authenticates only as the user it was issued to.
+	if n, err := store.RevokeOrphanSessions(ctx, c.Now().Round(0)); err != nil {
+		return nil, fmt.Errorf("sessions: end orphaned sessions: %w", err)
+	} else if n > 0 {
+		log.Warn("ended sessions whose user no longer exists", "count", n)
+	}
 	live, err := store.LiveSessions(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: load live sessions: %w", err)
 	}
+	now, future := c.Now(), 0
 	for _, sess := range live {
+		if sess.LastActivity.After(now) || sess.Created.After(now) {
+			future++ // the tracker clamps them to now
+		}
 		s.tracker.Add(sess)
+	}
+	if future > 0 {
+		// The wall clock was stepped back across the restart.
+		log.Warn("stored times in the future were clamped to now", "sessions", future)
 	}
 	log.Info("sessions loaded", "live", len(live), "expiration_seconds", settings.ExpirationSeconds)
 	return s, nil
@@ -108,6 +161,14 @@ func (s *Service) policy(st guard.Settings) idle.Policy {
 // not exist so that a wrong name costs as long as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("idleguard: no such user"), bcrypt.DefaultCost)
 
+// MaxPasswordLen is bcrypt's limit: it ignores every byte after the 72nd,
+// so a longer password is refused rather than silently cut.
+const MaxPasswordLen = 72
+
+// hashWait bounds how long a sign-in waits for a free password hash before
+// it is told the server is busy.
+const hashWait = 3 * time.Second
+
 // SignedIn is the outcome of a sign-in.
 type SignedIn struct {
 	User      guard.User
@@ -116,27 +177,56 @@ type SignedIn struct {
 	Remaining time.Duration
 }
 
+// Credentials are what a sign-in presents, and from where: Addr is the
+// client's address (through trusted proxies), the key of the throttle.
+type Credentials struct {
+	Username string
+	Password string
+	Addr     string
+}
+
+// ThrottledError is the ETOOMANY answer to a sign-in that must wait.
+type ThrottledError struct {
+	Err  *guard.Error
+	Wait time.Duration // until the next attempt may run
+}
+
+func (e *ThrottledError) Error() string { return e.Err.Error() }
+func (e *ThrottledError) Unwrap() error { return e.Err }
+
 // Login checks a user's password and starts a session. Every failure is
-// the same EUNAUTHORIZED so that nothing tells names from passwords.
-func (s *Service) Login(ctx context.Context, username, password string) (SignedIn, error) {
-	fail := guard.Errorf(guard.EUNAUTHORIZED, "invalid username or password")
-	u, err := s.store.UserByName(ctx, username)
-	if err != nil && guard.ErrorCode(err) != guard.ENOTFOUND {
-		return SignedIn{}, fmt.Errorf("sessions: login: %w", err)
+// the same EUNAUTHORIZED so that nothing tells names from passwords. Only
+// failures are throttled, per name and address, with backoff: a cashier at
+// their own till always gets in with the right password (package signin).
+func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
+	if len(cr.Password) > MaxPasswordLen {
+		return SignedIn{}, guard.Invalid("password", "password must be at most %d bytes", MaxPasswordLen)
 	}
+	name := guard.CanonicalName(cr.Username)
+	// Check reserves this attempt until Failed or Succeeded (an attempt
+	// that never reaches the password check lapses by itself).
+	if wait := s.throttle.Check(name, cr.Addr); wait > 0 {
+		s.sec.Event(seclog.LoginThrottled, slog.String("user", name), slog.String("addr", cr.Addr))
+		secs := int64((wait + time.Second - 1) / time.Second)
+		return SignedIn{}, &ThrottledError{Wait: wait, Err: guard.Errorf(guard.ETOOMANY,
+			"too many failed sign-ins for this user from here; try again in %d s", secs)}
+	}
+	u, err := s.checkPassword(ctx, name, cr)
 	if err != nil {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
-		return SignedIn{}, fail
+		if guard.ErrorCode(err) == guard.EUNAUTHORIZED {
+			s.throttle.Failed(name, cr.Addr)
+			s.sec.Event(seclog.LoginFailed, slog.String("user", name), slog.String("addr", cr.Addr))
+		}
+		return SignedIn{}, err
 	}
-	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
-		return SignedIn{}, fail
-	}
+	s.throttle.Succeeded(name, cr.Addr)
 	now := s.clock.Now()
 	sess := guard.Session{ID: NewSessionID(), UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
 	// Stored with wall-clock times; kept in memory with monotonic ones.
 	stored := sess
 	stored.Created, stored.LastActivity = now.Round(0), now.Round(0)
 	if err := s.store.CreateSession(ctx, stored); err != nil {
+		s.health.failed(s.log, s.clock.Now(), err)
 		return SignedIn{}, fmt.Errorf("sessions: login: %w", err)
 	}
 	st := s.tracker.Add(sess)
@@ -144,8 +234,39 @@ func (s *Service) Login(ctx context.Context, username, password string) (SignedI
 	if err != nil {
 		return SignedIn{}, err
 	}
-	s.log.Info("signed in", "user", u.Name, "sid", short(sess.ID))
+	s.log.Info("signed in", "user", u.Name, "sid", ShortID(sess.ID), "addr", cr.Addr)
 	return SignedIn{User: u, Token: tok, Claims: claims, Remaining: st.Remaining}, nil
+}
+
+// checkPassword finds the user (by canonical name, else as typed, for names
+// made before names were lowercase) and compares the password, inside the
+// hashing gate so that a spray cannot take every CPU from real sign-ins.
+func (s *Service) checkPassword(ctx context.Context, name string, cr Credentials) (guard.User, error) {
+	fail := guard.Errorf(guard.EUNAUTHORIZED, "invalid username or password")
+	u, err := s.store.UserByName(ctx, name)
+	if guard.ErrorCode(err) == guard.ENOTFOUND && name != cr.Username {
+		u, err = s.store.UserByName(ctx, cr.Username)
+	}
+	if err != nil && guard.ErrorCode(err) != guard.ENOTFOUND {
+		return guard.User{}, fmt.Errorf("sessions: login: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, hashWait)
+	defer cancel()
+	leave, gerr := s.hashing.Enter(wctx, s.throttle.Known(name, cr.Addr))
+	if gerr != nil {
+		s.sec.Event(seclog.HashBusy, slog.String("user", name), slog.String("addr", cr.Addr))
+		return guard.User{}, &ThrottledError{Wait: time.Second,
+			Err: guard.Errorf(guard.ETOOMANY, "the server is busy signing others in; try again in a second")}
+	}
+	defer leave()
+	if err != nil {
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(cr.Password))
+		return guard.User{}, fail
+	}
+	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(cr.Password)) != nil {
+		return guard.User{}, fail
+	}
+	return u, nil
 }
 
 func (s *Service) issue(username, sid string, deadline time.Time) (string, token.Claims, error) {
@@ -166,14 +287,22 @@ type Principal struct {
 	SessionID string
 	Claims    token.Claims
 	Remaining time.Duration
+	// Expired: the token's exp has passed though its session is alive
+	// (activity moved the deadline after it was issued); the caller should
+	// hand the browser a fresh one (Refresh).
+	Expired bool
 }
 
-// Authenticate accepts a token only if its signature and claims are valid
-// and its session is alive now. A refusal is EUNAUTHORIZED; when the
-// session is known to have ended, Reason says why.
+// Authenticate accepts a token only if its signature and claims are valid,
+// its session is alive now, and the session and the token name the same
+// user, who still exists under the id the session was started for. The
+// session decides, not exp: a live session's page can always reload or
+// reconnect, even with a token issued before activity moved the deadline.
+// A refusal is EUNAUTHORIZED; when the session has ended, Reason says why.
 func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, error) {
 	claims, err := s.tokens.Verify(tok)
-	if err != nil {
+	expired := errors.Is(err, token.ErrExpired)
+	if err != nil && !expired {
 		return Principal{}, err
 	}
 	st, alive := s.tracker.Status(claims.SessionID)
@@ -187,6 +316,10 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, erro
 		}
 		return Principal{}, fmt.Errorf("sessions: authenticate: %w", err)
 	}
+	if sess.Revoked {
+		// Ended by another process, and the end log not read yet.
+		return Principal{}, s.endedError(ctx, claims.SessionID)
+	}
 	u, err := s.store.UserByID(ctx, sess.UserID)
 	if err != nil {
 		if guard.ErrorCode(err) == guard.ENOTFOUND {
@@ -194,7 +327,19 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, erro
 		}
 		return Principal{}, fmt.Errorf("sessions: authenticate: %w", err)
 	}
-	return Principal{User: u, SessionID: claims.SessionID, Claims: claims, Remaining: st.Remaining}, nil
+	if claims.Subject != sess.Username || u.Name != sess.Username {
+		return Principal{}, guard.Errorf(guard.EUNAUTHORIZED, "invalid token")
+	}
+	return Principal{User: u, SessionID: claims.SessionID, Claims: claims, Remaining: st.Remaining, Expired: expired}, nil
+}
+
+// Refresh issues a new token for p's live session, ending at its deadline.
+func (s *Service) Refresh(p Principal) (string, token.Claims, error) {
+	st, ok := s.tracker.Status(p.SessionID)
+	if !ok {
+		return "", token.Claims{}, guard.Errorf(guard.EUNAUTHORIZED, "session has ended")
+	}
+	return s.issue(p.User.Name, p.SessionID, st.Deadline)
 }
 
 // EndedError is the EUNAUTHORIZED error for a session that is not alive; it
@@ -242,15 +387,26 @@ func (s *Service) pendingRevocation(sid string) (protocol.Reason, bool) {
 	return protocol.ReasonNone, false
 }
 
-// Logout ends a session everywhere, now, and records it before returning.
+// Logout ends a session everywhere, now, and records it. A sign-out whose
+// store write fails is not lost: it stays pending, like an idle expiry,
+// until the flusher writes it, and the session stays ended meanwhile.
 func (s *Service) Logout(ctx context.Context, sid string) error {
 	s.tracker.Remove(sid)
 	s.sockets.SignOut(sid, protocol.ReasonSignedOut, s.expirationSeconds())
-	if err := s.store.RevokeSession(ctx, sid, s.clock.Now().Round(0), protocol.ReasonSignedOut.String()); err != nil {
-		return fmt.Errorf("sessions: logout: %w", err)
+	at := s.clock.Now().Round(0)
+	if err := s.store.RevokeSession(ctx, sid, at, protocol.ReasonSignedOut.String()); err != nil {
+		s.health.failed(s.log, s.clock.Now(), err)
+		s.pend(revocation{sid: sid, at: at, reason: protocol.ReasonSignedOut})
+		s.log.Error("sign-out kept pending: store write failed", "sid", ShortID(sid), "err", err)
 	}
-	s.log.Info("signed out", "sid", short(sid), "reason", protocol.ReasonSignedOut)
+	s.log.Info("signed out", "sid", ShortID(sid), "reason", protocol.ReasonSignedOut)
 	return nil
+}
+
+func (s *Service) pend(r revocation) {
+	s.revokeMu.Lock()
+	s.revokes = append(s.revokes, r)
+	s.revokeMu.Unlock()
 }
 
 // Warn is the idle clock telling that a session's warning is due.
@@ -262,10 +418,8 @@ func (s *Service) Warn(sid string, remaining time.Duration) {
 // (that is what the cashier sees), then the store, in the next flush.
 func (s *Service) Expire(sid string, reason protocol.Reason) {
 	s.sockets.SignOut(sid, reason, s.expirationSeconds())
-	s.revokeMu.Lock()
-	s.revokes = append(s.revokes, revocation{sid: sid, at: s.clock.Now().Round(0), reason: reason})
-	s.revokeMu.Unlock()
-	s.log.Info("signed out", "sid", short(sid), "reason", reason)
+	s.pend(revocation{sid: sid, at: s.clock.Now().Round(0), reason: reason})
+	s.log.Info("signed out", "sid", ShortID(sid), "reason", reason)
 }
 
 // State is the state frame for a live session.
@@ -291,7 +445,7 @@ func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Me
 			if tok, _, err := s.issue(sess.Username, sid, st.Deadline); err == nil {
 				m.Token = tok
 			} else {
-				s.log.Error("renew token", "sid", short(sid), "err", err)
+				s.log.Error("renew token", "sid", ShortID(sid), "err", err)
 			}
 		}
 	}
@@ -314,9 +468,9 @@ func NewSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// short is enough of a session id to follow it in logs without making the
+// ShortID is enough of a session id to follow it in logs without making the
 // log a list of bearer secrets (ids are not tokens, but need not be whole).
-func short(sid string) string { return sid[:min(len(sid), 8)] }
+func ShortID(sid string) string { return sid[:min(len(sid), 8)] }
 
 type noSockets struct{}
 

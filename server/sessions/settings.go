@@ -3,8 +3,6 @@ package sessions
 import (
 	"context"
 	"fmt"
-	"slices"
-	"time"
 
 	"idleguard/server/guard"
 	"idleguard/server/protocol"
@@ -78,86 +76,4 @@ func (s *Service) Changes(ctx context.Context, limit int) ([]guard.SettingsChang
 		return nil, fmt.Errorf("sessions: settings changes: %w", err)
 	}
 	return c, nil
-}
-
-// Ended sessions are kept this long (so a late 401 can still say why a
-// session ended), then deleted, so the table does not grow without end.
-const (
-	keepEnded  = 30 * 24 * time.Hour
-	purgeEvery = time.Hour
-)
-
-// Run writes last activity and idle revocations behind, every FlushEvery,
-// and deletes long-ended sessions every hour, until ctx is done; then it
-// flushes once more and returns.
-func (s *Service) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.FlushEvery)
-	defer t.Stop()
-	purge := time.NewTicker(purgeEvery)
-	defer purge.Stop()
-	s.purge(ctx)
-	var buf []guard.Activity
-	for {
-		select {
-		case <-purge.C:
-			s.purge(ctx)
-		case <-ctx.Done():
-			// The process is ending: no more sign-outs from this node (the
-			// next one recomputes every deadline from the store).
-			s.tracker.Stop()
-			// A fresh context: the final flush must happen though ctx is done.
-			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return s.Flush(fctx, buf)
-		case <-t.C:
-			if err := s.Flush(ctx, buf); err != nil {
-				s.log.Error("write behind", "err", err)
-			}
-		}
-	}
-}
-
-func (s *Service) purge(ctx context.Context) {
-	n, err := s.store.PurgeSessions(ctx, s.clock.Now().Round(0).Add(-keepEnded))
-	if err != nil {
-		s.log.Error("purge ended sessions", "err", err)
-	} else if n > 0 {
-		s.log.Info("purged ended sessions", "count", n, "ended_before_days", keepEnded.Hours()/24)
-	}
-}
-
-// Flush writes pending last-activity times and revocations now.
-func (s *Service) Flush(ctx context.Context, buf []guard.Activity) error {
-	batch := s.tracker.TakeActivity(buf[:0])
-	if len(batch) > 0 {
-		if err := s.store.SaveActivity(ctx, batch); err != nil {
-			return fmt.Errorf("sessions: flush activity: %w", err)
-		}
-	}
-	// A revocation stays pending until it is written, so that endedError
-	// always finds its reason in one place or the other.
-	s.revokeMu.Lock()
-	revokes := slices.Clone(s.revokes)
-	s.revokeMu.Unlock()
-	written := 0
-	var err error
-	if len(revokes) > 0 {
-		// One transaction for the batch: a second in which thousands of
-		// sessions end must not spend it committing them one by one.
-		batch := make([]guard.Revocation, len(revokes))
-		for i, r := range revokes {
-			batch[i] = guard.Revocation{SessionID: r.sid, At: r.at, Reason: r.reason.String()}
-		}
-		if err = s.store.RevokeSessions(ctx, batch); err != nil {
-			err = fmt.Errorf("sessions: flush revocations: %w", err)
-		} else {
-			written = len(revokes)
-		}
-	}
-	// Only Flush removes, and only from the front (Expire appends); Run is
-	// its one caller, so no other Flush removed these meanwhile.
-	s.revokeMu.Lock()
-	s.revokes = slices.Delete(s.revokes, 0, written)
-	s.revokeMu.Unlock()
-	return err
 }

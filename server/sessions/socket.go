@@ -53,7 +53,7 @@ func (s *Service) HandleFrame(c *hub.Conn, m protocol.Message) {
 		s.sendState(c)
 	case protocol.SignOut:
 		if err := s.Logout(context.Background(), sid); err != nil {
-			s.log.Error("sign out from socket", "sid", short(sid), "err", err)
+			s.log.Error("sign out from socket", "sid", ShortID(sid), "err", err)
 		}
 	}
 }
