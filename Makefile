@@ -11,7 +11,7 @@ WASM_SRC := $(shell find wasm server/protocol -name '*.go' -not -name '*_test.go
 all: build
 
 build: wasm
-	$(GO) build -o bin/idleguard ./server
+	$(GO) build -o bin/idleguard ./server/cmd/idleguard
 
 # The brotli module is what every till downloads: make wasm fails when it
 # grows past WASM_BR_MAX bytes. The check is in the phony target, so it runs

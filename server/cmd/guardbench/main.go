@@ -41,7 +41,7 @@ import (
 	"github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
 
-	"idleguard/server/headless"
+	"idleguard/server/internal/headless"
 )
 
 // scriptLine is the guard's whole integration in a page.

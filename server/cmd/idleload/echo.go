@@ -18,7 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"idleguard/server/debugstats"
+	"idleguard/server/internal/debugstats"
 	"idleguard/server/protocol"
 )
 

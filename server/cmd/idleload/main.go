@@ -75,7 +75,7 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.warm, "warm", 2*time.Second, "activity before each throughput window opens")
 	fs.DurationVar(&c.window, "window", 6*time.Second, "throughput window of each rate step")
 	fs.Float64Var(&c.rate, "rate", 18, "activity frames a second per socket (the server allows 20)")
-	fs.StringVar(&c.serverBin, "server-bin", "", "idleguard binary to run (default: go build ./server into the run's temp dir)")
+	fs.StringVar(&c.serverBin, "server-bin", "", "idleguard binary to run (default: go build ./server/cmd/idleguard into the run's temp dir)")
 	fs.Func("server-env", "add NAME=VALUE to idleguard's environment (repeatable), e.g. GOGC=50 for an experiment", func(v string) error {
 		if !strings.Contains(v, "=") {
 			return fmt.Errorf("want NAME=VALUE")

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"idleguard/server/debugstats"
+	"idleguard/server/internal/debugstats"
 )
 
 // The run's subprocesses: the two servers and the clients.

@@ -47,8 +47,8 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 	bin := cfg.serverBin
 	if bin == "" {
 		bin = filepath.Join(tmp, "idleguard")
-		logf("building the server: go build -o %s ./server", bin)
-		b := exec.Command("go", "build", "-o", bin, "./server")
+		logf("building the server: go build -o %s ./server/cmd/idleguard", bin)
+		b := exec.Command("go", "build", "-o", bin, "./server/cmd/idleguard")
 		b.Stdout, b.Stderr = os.Stderr, os.Stderr
 		if err := b.Run(); err != nil {
 			return fmt.Errorf("build server (run from the module root): %w", err)

@@ -1,8 +1,10 @@
-package main
+package e2e
 
 import (
 	"context"
 	"encoding/json"
+	"idleguard/server/app"
+	"idleguard/server/internal/apptest"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +39,7 @@ type signOutReport struct {
 // long the session has left: GET /api/session, which is not activity.
 func (p *tab) serverRemaining() time.Duration {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	ms, err := chromedp.Run(ctx, chromedp.Evaluate[int64](
 		`fetch('/api/session', {cache: 'no-store'}).then(r => r.json()).then(b => b.remaining_ms)`,
@@ -96,17 +98,17 @@ func TestE2EServerUnreachable(t *testing.T) {
 	// net/http's Shutdown may wait up to 5 s for a connection the browser
 	// opened ahead of need, and the sockets stay up until it returns.
 	const n = 8 * time.Second
-	s := startServer(t)
-	setExpiration(t, s.base, 8)
+	s := apptest.Start(t, app.RunReady)
+	apptest.SetExpiration(t, s.Base, 8)
 	b := newE2EBrowser(t)
 
 	pos := b.isolatedTab(t, "POS tab")
-	pos.signIn(s.base, "cashier", "demo")
+	pos.signIn(s.Base, "cashier", "demo")
 	pos.waitGuard()
 	reports := pos.consoleReports()
 	eval[bool](pos, reportSignOut)
 	last := pos.keyAfterIdle(n)
-	s.stop(t)
+	s.Stop(t)
 	t.Logf("server stopped %v after the last key", time.Since(last).Round(time.Millisecond))
 	if time.Since(last) > n-2*time.Second {
 		t.Fatalf("the server took until %v after the last key to stop: too near the deadline to see the page on its own", time.Since(last).Round(time.Millisecond))
@@ -123,8 +125,8 @@ func TestE2EServerUnreachable(t *testing.T) {
 		if !warned && warningOpen(pos) {
 			warned = true
 		}
-		if time.Since(last) > waitLimit {
-			t.Fatalf("no idleguard:signout %v after the last key", waitLimit)
+		if time.Since(last) > apptest.WaitLimit {
+			t.Fatalf("no idleguard:signout %v after the last key", apptest.WaitLimit)
 		}
 		time.Sleep(e2ePoll)
 	}
@@ -155,7 +157,7 @@ func TestE2EServerUnreachable(t *testing.T) {
 	// It heads for the login page; with no server there, that load fails,
 	// so look at where the tab was sent, not at a page.
 	var target string
-	for end := time.Now().Add(waitLimit); time.Now().Before(end); time.Sleep(e2ePoll) {
+	for end := time.Now().Add(apptest.WaitLimit); time.Now().Before(end); time.Sleep(e2ePoll) {
 		ctx, cancel := context.WithTimeout(pos.ctx, time.Second)
 		h, err := chromedp.Run(ctx, chromedp.NavigationEntries())
 		cancel()
@@ -165,8 +167,8 @@ func TestE2EServerUnreachable(t *testing.T) {
 			}
 		}
 	}
-	if !strings.HasPrefix(target, s.base+"/login?") || !strings.Contains(target, "reason=idle") {
-		t.Errorf("the tab was sent to %q, want %s/login?reason=idle...", target, s.base)
+	if !strings.HasPrefix(target, s.Base+"/login?") || !strings.Contains(target, "reason=idle") {
+		t.Errorf("the tab was sent to %q, want %s/login?reason=idle...", target, s.Base)
 	}
 }
 
@@ -176,21 +178,21 @@ func TestE2EServerUnreachable(t *testing.T) {
 func TestE2EServerRestart(t *testing.T) {
 	// As above: room for a slow graceful shutdown before the deadline.
 	const n = 8 * time.Second
-	s := startServer(t)
+	s := apptest.Start(t, app.RunReady)
 	// The page reconnects to the address it loaded from: restart there.
-	s.args = append(s.args, "-addr", strings.TrimPrefix(s.base, "http://"))
-	setExpiration(t, s.base, 8)
+	s.Args = append(s.Args, "-addr", strings.TrimPrefix(s.Base, "http://"))
+	apptest.SetExpiration(t, s.Base, 8)
 	b := newE2EBrowser(t)
 
 	pos := b.isolatedTab(t, "POS tab")
-	pos.signIn(s.base, "cashier", "demo")
+	pos.signIn(s.Base, "cashier", "demo")
 	pos.waitGuard()
 	eval[bool](pos, recordStates)
 	last := pos.keyAfterIdle(n)
 
 	began := time.Now()
-	s.restart(t)
-	t.Logf("server restarted on %s in %v", s.base, time.Since(began).Round(time.Millisecond))
+	s.Restart(t)
+	t.Logf("server restarted on %s in %v", s.Base, time.Since(began).Round(time.Millisecond))
 
 	// The page saw the socket drop, then connected again.
 	reconnected := func() (guardState, bool) {
@@ -217,7 +219,7 @@ func TestE2EServerRestart(t *testing.T) {
 		}
 		time.Sleep(e2ePoll)
 	}
-	got := waitSignedOut(t, last, waitLimit, pos)
+	got := waitSignedOut(t, last, apptest.WaitLimit, pos)
 	wantOnTime(t, "POS tab", got[0], n)
 	wantIdleReason(t, pos, got[0], "8")
 }

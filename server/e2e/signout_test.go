@@ -1,6 +1,8 @@
-package main
+package e2e
 
 import (
+	"idleguard/server/app"
+	"idleguard/server/internal/apptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -75,12 +77,12 @@ func wantIdleReason(t *testing.T, p *tab, got landing, seconds string) {
 // page lands on /login with the reason between 3 and 4 s after that key.
 func TestE2ESeedScenario(t *testing.T) {
 	const n = 3 * time.Second
-	s := startServer(t)
+	s := apptest.Start(t, app.RunReady)
 	b := newE2EBrowser(t)
 
 	admin := b.isolatedTab(t, "admin")
-	admin.signIn(s.base, "admin", "demo")
-	admin.navigate(s.base + "/admin")
+	admin.signIn(s.Base, "admin", "demo")
+	admin.navigate(s.Base + "/admin")
 	admin.waitTrue(`document.getElementById('expiration-seconds').value === '172800'`, "the saved value")
 	admin.retype("expiration-seconds", "3")
 	if got := admin.text("expiration-preview"); got != "= 3 seconds" {
@@ -91,7 +93,7 @@ func TestE2ESeedScenario(t *testing.T) {
 	t.Logf("admin: %q", admin.text("save-status"))
 
 	cashier := b.isolatedTab(t, "cashier")
-	cashier.signIn(s.base, "cashier", "demo")
+	cashier.signIn(s.Base, "cashier", "demo")
 	// The mouse rests mid-screen, where the warning will open: a dialog
 	// appearing under a still pointer must not count as input.
 	cashier.do(chromedp.MouseEvent(chromedp.MouseMoved, 640, 360))
@@ -122,8 +124,8 @@ func TestE2ESeedScenario(t *testing.T) {
 				warned = append(warned, look.Countdown)
 			}
 		}
-		if time.Since(last) > waitLimit {
-			t.Fatalf("still on %q %v after the last key", look.Path, waitLimit)
+		if time.Since(last) > apptest.WaitLimit {
+			t.Fatalf("still on %q %v after the last key", look.Path, apptest.WaitLimit)
 		}
 		time.Sleep(e2ePoll)
 	}
@@ -145,15 +147,15 @@ func TestE2ESeedScenario(t *testing.T) {
 // Expiration Time; at the deadline both land on /login together.
 func TestE2ETwoTabs(t *testing.T) {
 	const n = 3 * time.Second
-	s := startServer(t)
-	setExpiration(t, s.base, 3)
+	s := apptest.Start(t, app.RunReady)
+	apptest.SetExpiration(t, s.Base, 3)
 	b := newE2EBrowser(t)
 
 	a := b.isolatedTab(t, "tab A")
-	a.signIn(s.base, "cashier", "demo")
+	a.signIn(s.Base, "cashier", "demo")
 	stop := a.keepTyping(typingEvery)
 	tabB := a.sibling(t, "tab B", false)
-	tabB.navigate(s.base + "/pos")
+	tabB.navigate(s.Base + "/pos")
 	a.waitGuard()
 	tabB.waitGuard()
 	tabB.wantPOSFor(2*n, "while A types", stop)
@@ -165,7 +167,7 @@ func TestE2ETwoTabs(t *testing.T) {
 		t.Fatalf("tab B after %v: guard state %+v, want connected", 2*n, st)
 	}
 
-	got := waitSignedOut(t, last, waitLimit, a, tabB)
+	got := waitSignedOut(t, last, apptest.WaitLimit, a, tabB)
 	wantOnTime(t, "tab A", got[0], n)
 	wantOnTime(t, "tab B", got[1], n)
 	wantIdleReason(t, a, got[0], "3")
@@ -178,14 +180,14 @@ func TestE2EStaySignedIn(t *testing.T) {
 	// Long enough that the warning (a quarter of it, 1.5 s) leaves time to
 	// see it in both tabs and click.
 	const n = 6 * time.Second
-	s := startServer(t)
-	setExpiration(t, s.base, 6)
+	s := apptest.Start(t, app.RunReady)
+	apptest.SetExpiration(t, s.Base, 6)
 	b := newE2EBrowser(t)
 
 	a := b.isolatedTab(t, "tab A")
-	a.signIn(s.base, "cashier", "demo")
+	a.signIn(s.Base, "cashier", "demo")
 	tabB := a.sibling(t, "tab B", false)
-	tabB.navigate(s.base + "/pos")
+	tabB.navigate(s.Base + "/pos")
 	a.waitGuard()
 	tabB.waitGuard()
 
@@ -204,9 +206,9 @@ func TestE2EStaySignedIn(t *testing.T) {
 	t.Logf("clicked Stay signed in %v before the old deadline", oldDeadline.Sub(clicked).Round(time.Millisecond))
 
 	for warningOpen(a) || warningOpen(tabB) {
-		if time.Since(clicked) > waitLimit {
+		if time.Since(clicked) > apptest.WaitLimit {
 			t.Fatalf("warning still open %v after Stay signed in (A %v, B %v), want closed in both",
-				waitLimit, warningOpen(a), warningOpen(tabB))
+				apptest.WaitLimit, warningOpen(a), warningOpen(tabB))
 		}
 		time.Sleep(e2ePoll)
 	}
@@ -222,7 +224,7 @@ func TestE2EStaySignedIn(t *testing.T) {
 	}
 
 	// The click was the last input: the new deadline counts from it.
-	got := waitSignedOut(t, clicked, waitLimit, a, tabB)
+	got := waitSignedOut(t, clicked, apptest.WaitLimit, a, tabB)
 	wantOnTime(t, "tab A", got[0], n)
 	wantOnTime(t, "tab B", got[1], n)
 }
@@ -231,12 +233,12 @@ func TestE2EStaySignedIn(t *testing.T) {
 // signed out on time: the server ends the session, not the page's timers.
 func TestE2EHiddenTab(t *testing.T) {
 	const n = 4 * time.Second
-	s := startServer(t)
-	setExpiration(t, s.base, 4)
+	s := apptest.Start(t, app.RunReady)
+	apptest.SetExpiration(t, s.Base, 4)
 	b := newE2EBrowser(t)
 
 	pos := b.isolatedTab(t, "POS tab")
-	pos.signIn(s.base, "cashier", "demo")
+	pos.signIn(s.Base, "cashier", "demo")
 	pos.waitGuard()
 	last := pos.pressKey()
 	front := pos.sibling(t, "front tab", true)
@@ -247,7 +249,7 @@ func TestE2EHiddenTab(t *testing.T) {
 	if vis := eval[string](front, "document.visibilityState"); vis != "visible" {
 		t.Errorf("front tab: visibilityState %q, want visible", vis)
 	}
-	got := waitSignedOut(t, last, waitLimit, pos)
+	got := waitSignedOut(t, last, apptest.WaitLimit, pos)
 	wantOnTime(t, "hidden POS tab", got[0], n)
 	if vis := eval[string](pos, "document.visibilityState"); vis != "hidden" {
 		t.Errorf("POS tab at sign-out: visibilityState %q, want still hidden", vis)

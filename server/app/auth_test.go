@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"crypto/ed25519"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"idleguard/server/internal/apptest"
 	"idleguard/server/token"
 )
 
@@ -78,20 +79,20 @@ func tamper(tok string, seg int) string {
 // or as the cookie.
 func TestTokensRefused(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	key, err := token.LoadOrCreateKey(s.dir)
+	s := apptest.Start(t, RunReady)
+	key, err := token.LoadOrCreateKey(s.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub := key.Public().(ed25519.PublicKey)
 	kid := token.Thumbprint(pub)
-	live, _ := mustLogin(t, s.base, "cashier", "demo")
+	live, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
 	good := claimsOf(t, live)
 	if h := strings.Split(live, ".")[0]; !strings.Contains(decodeSegment(t, h), kid) {
 		t.Fatalf("login token header %s does not carry kid %s", decodeSegment(t, h), kid)
 	}
-	revoked, _ := mustLogin(t, s.base, "viewer", "demo")
-	if resp, body := request(t, "POST", s.base+"/api/logout", revoked, "application/json", nil); resp.StatusCode != http.StatusNoContent {
+	revoked, _ := apptest.MustLogin(t, s.Base, "viewer", "demo")
+	if resp, body := apptest.Request(t, "POST", s.Base+"/api/logout", revoked, "application/json", nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: got %d %s, want 204", resp.StatusCode, body)
 	}
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
@@ -104,7 +105,7 @@ func TestTokensRefused(t *testing.T) {
 		if code, body := statusWith(t, s, h); code != http.StatusOK {
 			t.Fatalf("control token (%v): got %d %s, want 200", h, code, body)
 		}
-		if code := dialStatus(t, s, h); code != http.StatusSwitchingProtocols {
+		if code := apptest.DialStatus(t, s, h); code != http.StatusSwitchingProtocols {
 			t.Fatalf("control token socket (%v): got %d, want 101", h, code)
 		}
 	}
@@ -140,14 +141,14 @@ func TestTokensRefused(t *testing.T) {
 				if code, body := statusWith(t, s, h); code != http.StatusUnauthorized {
 					t.Errorf("GET /api/session (%s): got %d %s, want 401", authKind(h), code, body)
 				}
-				if code := dialStatus(t, s, h); code != http.StatusUnauthorized {
+				if code := apptest.DialStatus(t, s, h); code != http.StatusUnauthorized {
 					t.Errorf("socket upgrade (%s): got %d, want 401", authKind(h), code)
 				}
 			}
 		})
 	}
 	// The real token was never harmed by all that.
-	if code, body := sessionStatus(t, s.base, live); code != http.StatusOK {
+	if code, body := apptest.SessionStatus(t, s.Base, live); code != http.StatusOK {
 		t.Errorf("live token afterwards: got %d %s, want 200", code, body)
 	}
 }
@@ -162,7 +163,7 @@ func decodeSegment(t *testing.T, seg string) string {
 }
 
 func authHeaders(tok string) []http.Header {
-	return []http.Header{bearer(tok), {"Cookie": {"idleguard_token=" + tok}}}
+	return []http.Header{apptest.Bearer(tok), {"Cookie": {"idleguard_token=" + tok}}}
 }
 
 func authKind(h http.Header) string {
@@ -172,13 +173,13 @@ func authKind(h http.Header) string {
 	return "cookie"
 }
 
-func statusWith(t *testing.T, s *testServer, h http.Header) (int, []byte) {
+func statusWith(t *testing.T, s *apptest.Server, h http.Header) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", s.base+"/api/session", nil)
+	req, _ := http.NewRequest("GET", s.Base+"/api/session", nil)
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	resp, body := do(t, req)
+	resp, body := apptest.Do(t, req)
 	return resp.StatusCode, body
 }
 
@@ -186,10 +187,10 @@ func statusWith(t *testing.T, s *testServer, h http.Header) (int, []byte) {
 // limited, and the token lives in a strict cookie, never in a URL.
 func TestLogin(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := apptest.Start(t, RunReady)
 
-	wrongPass, body1 := login(t, s.base, "admin", "wrong")
-	noUser, body2 := login(t, s.base, "nobody", "demo")
+	wrongPass, body1 := apptest.Login(t, s.Base, "admin", "wrong")
+	noUser, body2 := apptest.Login(t, s.Base, "nobody", "demo")
 	if wrongPass.StatusCode != http.StatusUnauthorized || noUser.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("bad logins: got %d and %d, want 401 and 401", wrongPass.StatusCode, noUser.StatusCode)
 	}
@@ -203,7 +204,7 @@ func TestLogin(t *testing.T) {
 	// Five free failures and the one that starts the backoff; then this
 	// user from this address waits (security_test.go: not from elsewhere).
 	for i := 1; i <= 7; i++ {
-		resp, body := login(t, s.base, "cashier", "wrong")
+		resp, body := apptest.Login(t, s.Base, "cashier", "wrong")
 		want := http.StatusUnauthorized
 		if i == 7 {
 			want = http.StatusTooManyRequests
@@ -215,11 +216,11 @@ func TestLogin(t *testing.T) {
 			t.Fatalf("bad attempt %d: got %d %s, want %d", i, resp.StatusCode, body, want)
 		}
 	}
-	if resp, _ := login(t, s.base, "cashier", "demo"); resp.StatusCode != http.StatusTooManyRequests {
+	if resp, _ := apptest.Login(t, s.Base, "cashier", "demo"); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("right password after the limit: got %d, want 429", resp.StatusCode)
 	}
 
-	tok, cookie := mustLogin(t, s.base, "viewer", "demo")
+	tok, cookie := apptest.MustLogin(t, s.Base, "viewer", "demo")
 	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" || cookie.Secure {
 		t.Errorf("cookie: got HttpOnly=%v SameSite=%v Path=%q Secure=%v, want HttpOnly, Strict, /, not Secure without TLS",
 			cookie.HttpOnly, cookie.SameSite, cookie.Path, cookie.Secure)
@@ -227,7 +228,7 @@ func TestLogin(t *testing.T) {
 
 	// No redirect carries the token, whether signed in, out, or ended.
 	withCookie := func(path string) *http.Response {
-		resp, _ := getWithCookie(t, s.base+path, cookie)
+		resp, _ := apptest.GetWithCookie(t, s.Base+path, cookie)
 		return resp
 	}
 	check := func(what string, resp *http.Response, wantStatus int, wantPath string) {
@@ -245,13 +246,13 @@ func TestLogin(t *testing.T) {
 			}
 		}
 	}
-	resp, _ := request(t, "GET", s.base+"/", "", "", nil)
+	resp, _ := apptest.Request(t, "GET", s.Base+"/", "", "", nil)
 	check("GET /", resp, http.StatusSeeOther, "/pos")
 	check("GET /pos signed in", withCookie("/pos"), http.StatusOK, "")
 	check("GET /admin signed in (viewer)", withCookie("/admin"), http.StatusOK, "")
-	resp, _ = request(t, "GET", s.base+"/pos", "", "", nil)
+	resp, _ = apptest.Request(t, "GET", s.Base+"/pos", "", "", nil)
 	check("GET /pos signed out", resp, http.StatusSeeOther, "/login")
-	if resp, body := request(t, "POST", s.base+"/api/logout", tok, "application/json", nil); resp.StatusCode != http.StatusNoContent {
+	if resp, body := apptest.Request(t, "POST", s.Base+"/api/logout", tok, "application/json", nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: got %d %s", resp.StatusCode, body)
 	}
 	resp = withCookie("/pos")
@@ -264,9 +265,9 @@ func TestLogin(t *testing.T) {
 // The published key set verifies a login token on its own.
 func TestJWKSVerifiesLoginToken(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	tok, _ := mustLogin(t, s.base, "cashier", "demo")
-	resp, body := request(t, "GET", s.base+"/.well-known/jwks.json", "", "", nil)
+	s := apptest.Start(t, RunReady)
+	tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
+	resp, body := apptest.Request(t, "GET", s.Base+"/.well-known/jwks.json", "", "", nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET jwks: got %d %s", resp.StatusCode, body)
 	}

@@ -1,21 +1,11 @@
-package main
+package app
 
 import (
-	"bytes"
-	"context"
+	"idleguard/server/internal/apptest"
 	"net/http"
 	"strings"
 	"testing"
 )
-
-// runCommand runs the program with args and stdin and returns its output.
-func runCommand(t *testing.T, stdin string, args ...string) (string, error) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), append([]string{"idleguard"}, args...), func(string) string { return "" },
-		strings.NewReader(stdin), &out, &errOut)
-	return out.String() + errOut.String(), err
-}
 
 // The user and group commands manage the store without -demo, also beside
 // a running server.
@@ -24,7 +14,7 @@ func TestUserCommand(t *testing.T) {
 	dir := t.TempDir()
 	mustRun := func(stdin string, args ...string) string {
 		t.Helper()
-		out, err := runCommand(t, stdin, args...)
+		out, err := apptest.RunCommand(t, RunReady, stdin, args...)
 		if err != nil {
 			t.Fatalf("%v: got error %v (%s), want success", args, err, out)
 		}
@@ -32,7 +22,7 @@ func TestUserCommand(t *testing.T) {
 	}
 	mustFail := func(stdin, wantErr string, args ...string) {
 		t.Helper()
-		out, err := runCommand(t, stdin, args...)
+		out, err := apptest.RunCommand(t, RunReady, stdin, args...)
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("%v: got error %v (%s), want one saying %q", args, err, out, wantErr)
 		}
@@ -51,20 +41,20 @@ func TestUserCommand(t *testing.T) {
 		t.Errorf("user list: got %q, want alice in cashiers", out)
 	}
 
-	s := startServerIn(t, dir, "-demo=false")
-	mustLogin(t, s.base, "alice", "s3cret-pw")
-	if resp, _ := login(t, s.base, "alice", "demo"); resp.StatusCode != http.StatusUnauthorized {
+	s := apptest.StartIn(t, RunReady, dir, "-demo=false")
+	apptest.MustLogin(t, s.Base, "alice", "s3cret-pw")
+	if resp, _ := apptest.Login(t, s.Base, "alice", "demo"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("alice with a wrong password: got %d, want 401", resp.StatusCode)
 	}
-	if resp, _ := login(t, s.base, "admin", "demo"); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := apptest.Login(t, s.Base, "admin", "demo"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("admin without -demo: got %d, want 401", resp.StatusCode)
 	}
 
 	// Beside the running server.
 	mustRun("b0b-password\n", "user", "add", "bob", "-data", dir, "-group", "cashiers")
-	mustLogin(t, s.base, "bob", "b0b-password")
+	apptest.MustLogin(t, s.Base, "bob", "b0b-password")
 	mustRun("", "user", "del", "alice", "-data", dir)
-	if resp, _ := login(t, s.base, "alice", "s3cret-pw"); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := apptest.Login(t, s.Base, "alice", "s3cret-pw"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("alice after user del: got %d, want 401", resp.StatusCode)
 	}
 	mustFail("", "unknown command", "user", "frobnicate", "-data", dir)

@@ -1,9 +1,10 @@
-package main
+package app
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"idleguard/server/internal/apptest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -85,7 +86,7 @@ func FuzzPutSettings(f *testing.F) {
 				t.Fatalf("body %q stored %d, out of range", body, after.ExpirationSeconds)
 			}
 		case http.StatusBadRequest:
-			var e apiError
+			var e apptest.APIError
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Field != "expiration_seconds" ||
 				!strings.Contains(e.Error.Message, "3600 to 31536000") {
 				t.Fatalf("400 for %q: got %s, want an error naming expiration_seconds and the range", body, rec.Body)
@@ -122,7 +123,7 @@ func FuzzLogin(f *testing.F) {
 			t.Fatalf("body %q: %d set cookies %v", body, rec.Code, cookies)
 		}
 		if rec.Code != http.StatusOK {
-			var e apiError
+			var e apptest.APIError
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
 				t.Fatalf("body %q: got %d %s, want a JSON error", body, rec.Code, rec.Body)
 			}

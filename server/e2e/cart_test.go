@@ -1,6 +1,8 @@
-package main
+package e2e
 
 import (
+	"idleguard/server/app"
+	"idleguard/server/internal/apptest"
 	"reflect"
 	"testing"
 	"time"
@@ -33,15 +35,15 @@ func (p *tab) waitUser(name string) {
 // sale after signing in again; another cashier signing in on that browser
 // in between does not see it.
 func TestE2ECartSurvivesSignOut(t *testing.T) {
-	s := startServer(t)
-	if out, err := runCommand(t, "cashier2-pass\n", "user", "add", "cashier2", "-group", "cashiers", "-data", s.dir); err != nil {
+	s := apptest.Start(t, app.RunReady)
+	if out, err := apptest.RunCommand(t, app.RunReady, "cashier2-pass\n", "user", "add", "cashier2", "-group", "cashiers", "-data", s.Dir); err != nil {
 		t.Fatalf("user add cashier2: %v (%s)", err, out)
 	}
-	setExpiration(t, s.base, 3)
+	apptest.SetExpiration(t, s.Base, 3)
 	b := newE2EBrowser(t)
 
 	pos := b.isolatedTab(t, "POS")
-	pos.signIn(s.base, "cashier", "demo")
+	pos.signIn(s.Base, "cashier", "demo")
 	pos.waitUser("cashier")
 	pos.do(clickID("product-espresso"), clickID("product-latte"), clickID("product-latte"))
 	last := time.Now()
@@ -50,10 +52,10 @@ func TestE2ECartSurvivesSignOut(t *testing.T) {
 		t.Fatalf("cart after three taps: got %+v, want %+v", got, want)
 	}
 
-	landed := waitSignedOut(t, last, waitLimit, pos)
+	landed := waitSignedOut(t, last, apptest.WaitLimit, pos)
 	wantIdleReason(t, pos, landed[0], "3")
 	// Long enough for the next sign-ins and checks.
-	setExpiration(t, s.base, 600)
+	apptest.SetExpiration(t, s.Base, 600)
 
 	pos.signInHere("cashier2", "cashier2-pass", "/pos")
 	pos.waitUser("cashier2")

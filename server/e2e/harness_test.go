@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"idleguard/server/headless"
+	"idleguard/server/internal/apptest"
+	"idleguard/server/internal/headless"
 	"idleguard/web"
 )
 
@@ -24,12 +25,13 @@ import (
 // they assert are the issue's own: signed out no earlier than the
 // Expiration Time N and no later than N + 1 s after the last input, and an
 // admin's change followed within 1 s. Every other wait is bounded by
-// waitLimit, against hanging.
+// apptest.WaitLimit, against hanging.
 
 // e2ePoll is how often the tests look at a page.
 const e2ePoll = 50 * time.Millisecond
 
-// chromiumPath finds Debian's chromium, or fails the test.
+// chromiumPath finds Debian's chromium (TestMain skips the package
+// without it), or fails the test.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	p, err := headless.Path()
@@ -55,15 +57,15 @@ func requireModule(t *testing.T) {
 // e2eBrowser is one headless Chromium with a fresh profile, stopped when
 // the test ends.
 type e2eBrowser struct {
-	ctx context.Context // the browser's first context; tabs are its children
-	out *syncBuffer     // the browser's own output, shown if the test fails
+	ctx context.Context     // the browser's first context; tabs are its children
+	out *apptest.SyncBuffer // the browser's own output, shown if the test fails
 }
 
 func newE2EBrowser(t *testing.T) *e2eBrowser {
 	t.Helper()
 	exe := chromiumPath(t)
 	requireModule(t)
-	b := &e2eBrowser{out: &syncBuffer{}}
+	b := &e2eBrowser{out: &apptest.SyncBuffer{}}
 	alloc, cancelAlloc := headless.Allocator(context.Background(), exe, t.TempDir(), chromedp.CombinedOutput(b.out))
 	ctx, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(func() {
@@ -134,7 +136,7 @@ func openTab(t *testing.T, parent context.Context, name string, opts ...chromedp
 // do runs actions, failing the test on error.
 func (p *tab) do(actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
@@ -144,7 +146,7 @@ func (p *tab) do(actions ...chromedp.Action[chromedp.Void]) {
 // eval evaluates a JavaScript expression, failing the test on error.
 func eval[T any](p *tab, expr string) T {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
@@ -178,7 +180,7 @@ func (p *tab) navigate(url string) {
 func (p *tab) text(id string) string {
 	p.t.Helper()
 	p.do(chromedp.WaitVisible(chromedp.ID(id)))
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
 	if err != nil {
@@ -211,7 +213,7 @@ func (p *tab) keepTyping(every time.Duration) (stop func() (time.Time, error)) {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
-			ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+			ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 			err := chromedp.Do(ctx, chromedp.KeyEvent("k"))
 			cancel()
 			if err != nil {
@@ -274,13 +276,13 @@ func (p *tab) waitGuard() {
 // waitTrue polls a boolean expression until it is true.
 func (p *tab) waitTrue(expr, what string) {
 	p.t.Helper()
-	end := time.Now().Add(waitLimit)
+	end := time.Now().Add(apptest.WaitLimit)
 	for {
 		if ok, _ := try[bool](p, expr); ok {
 			return
 		}
 		if time.Now().After(end) {
-			p.t.Fatalf("%s: waited %v for %s (on %q)", p.name, waitLimit, what, p.path())
+			p.t.Fatalf("%s: waited %v for %s (on %q)", p.name, apptest.WaitLimit, what, p.path())
 		}
 		time.Sleep(e2ePoll)
 	}
@@ -349,7 +351,7 @@ func wantOnTime(t *testing.T, name string, got landing, expiration time.Duration
 // bringToFront makes p the active tab of its window.
 func (p *tab) bringToFront() {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	if _, err := chromedp.Call(ctx, page.BringToFront, cdp.Empty{}); err != nil {
 		p.t.Fatalf("%s: bring to front: %v", p.name, err)
@@ -361,7 +363,7 @@ func (p *tab) bringToFront() {
 func (p *tab) retype(id, text string) {
 	p.t.Helper()
 	p.do(chromedp.WaitVisible(chromedp.ID(id)))
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	old, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID(id)))
 	if err != nil {

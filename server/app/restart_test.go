@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"idleguard/server/internal/apptest"
 	"idleguard/server/protocol"
 )
 
@@ -14,39 +15,39 @@ import (
 // page gets the remaining time it had.
 func TestRestartKeepsSessions(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := apptest.Start(t, RunReady)
 	const expiration = 30 * time.Second
-	admin := setExpiration(t, s.base, 30)
-	tok, _ := mustLogin(t, s.base, "cashier", "demo")
-	ws := dialSocket(t, s, tok, "")
-	readFrame(t, ws)
+	admin := apptest.SetExpiration(t, s.Base, 30)
+	tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
+	ws := apptest.DialSocket(t, s, tok, "")
+	apptest.ReadFrame(t, ws)
 
 	// Activity well after sign-in, so a restart that forgot it would show.
 	time.Sleep(3 * time.Second)
 	sent := time.Now()
-	send(t, ws, "activity ago=0")
-	send(t, ws, "sync")
+	apptest.Send(t, ws, "activity ago=0")
+	apptest.Send(t, ws, "sync")
 	// Frames are handled in order: a state now means the activity is in.
-	if m := readFrame(t, ws); m.Kind != protocol.State {
+	if m := apptest.ReadFrame(t, ws); m.Kind != protocol.State {
 		t.Fatalf("after sync: got %+v, want state", m)
 	}
 
-	events := watch(ws)
+	events := apptest.Watch(ws)
 	// Users must come from the store now, not from -demo.
-	s.args = append(s.args, "-demo=false")
-	s.stop(t)
+	s.Args = append(s.Args, "-demo=false")
+	s.Stop(t)
 	for e := range events {
-		if !e.end {
-			t.Errorf("on shutdown: got frame %q, want only a close", e.raw)
+		if !e.End {
+			t.Errorf("on shutdown: got frame %q, want only a close", e.Raw)
 			continue
 		}
-		if e.code != protocol.CloseGoingAway {
-			t.Errorf("on shutdown: got close %d (%s), want %d going away", e.code, e.raw, protocol.CloseGoingAway)
+		if e.Code != protocol.CloseGoingAway {
+			t.Errorf("on shutdown: got close %d (%s), want %d going away", e.Code, e.Raw, protocol.CloseGoingAway)
 		}
 	}
-	s.start(t)
+	s.Start(t)
 
-	code, body := sessionStatus(t, s.base, tok)
+	code, body := apptest.SessionStatus(t, s.Base, tok)
 	if code != http.StatusOK {
 		t.Fatalf("old token after restart: got %d %s, want 200", code, body)
 	}
@@ -60,16 +61,16 @@ func TestRestartKeepsSessions(t *testing.T) {
 	if err := json.Unmarshal(body, &sess); err != nil || sess.User.Name != "cashier" || sess.ExpirationSeconds != 30 {
 		t.Errorf("GET /api/session after restart: got %s, want cashier with expiration 30", body)
 	}
-	if got := getSettings(t, s.base, admin); got.ExpirationSeconds != 30 || got.UpdatedBy != "admin" {
+	if got := apptest.GetSettings(t, s.Base, admin); got.ExpirationSeconds != 30 || got.UpdatedBy != "admin" {
 		t.Errorf("settings after restart: got %+v, want 30 by admin", got)
 	}
-	if c := getChanges(t, s.base, admin); len(c) != 1 || c[0].New != 30 {
+	if c := apptest.GetChanges(t, s.Base, admin); len(c) != 1 || c[0].New != 30 {
 		t.Errorf("changes after restart: got %+v, want the one change to 30", c)
 	}
-	mustLogin(t, s.base, "viewer", "demo")
+	apptest.MustLogin(t, s.Base, "viewer", "demo")
 
-	ws = dialSocket(t, s, tok, "")
-	m := readFrame(t, ws)
+	ws = apptest.DialSocket(t, s, tok, "")
+	m := apptest.ReadFrame(t, ws)
 	elapsed := time.Since(sent)
 	low := (expiration - elapsed - 1500*time.Millisecond).Milliseconds()
 	if m.Kind != protocol.State || m.ExpirationS != 30 || m.RemainingMs > expiration.Milliseconds() || m.RemainingMs <= low {

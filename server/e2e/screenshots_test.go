@@ -1,9 +1,11 @@
-package main
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"flag"
+	"idleguard/server/app"
+	"idleguard/server/internal/apptest"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -16,14 +18,14 @@ import (
 
 // updateScreenshots writes the screenshots the README shows:
 //
-//	go test -count=1 -run E2EScreenshots ./server/ -update-screenshots
+//	go test -count=1 -run E2EScreenshots ./server/e2e/ -update-screenshots
 var updateScreenshots = flag.Bool("update-screenshots", false, "write the end-to-end screenshots to docs/")
 
 // screenshot captures the tab's viewport as docs/screenshot-<name>.png (in
 // a temporary directory unless -update-screenshots).
 func (p *tab) screenshot(dir, name string) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	img, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -46,14 +48,14 @@ func (p *tab) screenshot(dir, name string) {
 func TestE2EScreenshots(t *testing.T) {
 	dir := t.TempDir()
 	if *updateScreenshots {
-		dir = filepath.Join("..", "docs")
+		dir = filepath.Join("..", "..", "docs")
 	}
-	s := startServer(t)
+	s := apptest.Start(t, app.RunReady)
 	b := newE2EBrowser(t)
 
 	admin := b.isolatedTab(t, "admin")
-	admin.signIn(s.base, "admin", "demo")
-	admin.navigate(s.base + "/admin")
+	admin.signIn(s.Base, "admin", "demo")
+	admin.navigate(s.Base + "/admin")
 	admin.waitSettingsLoaded("admin", "172800")
 	admin.retype("expiration-seconds", "8")
 	admin.do(clickID("save"))
@@ -63,7 +65,7 @@ func TestE2EScreenshots(t *testing.T) {
 	admin.screenshot(dir, "admin-jwt")
 
 	cashier := b.isolatedTab(t, "cashier")
-	cashier.signIn(s.base, "cashier", "demo")
+	cashier.signIn(s.Base, "cashier", "demo")
 	cashier.waitUser("cashier")
 	cashier.do(clickID("product-latte"), clickID("product-croissant"), clickID("product-latte"), clickID("product-juice"))
 	cashier.waitGuard()
@@ -75,7 +77,7 @@ func TestE2EScreenshots(t *testing.T) {
 	}
 	cashier.screenshot(dir, "pos-warning")
 
-	got := waitSignedOut(t, last, waitLimit, cashier)
+	got := waitSignedOut(t, last, apptest.WaitLimit, cashier)
 	wantIdleReason(t, cashier, got[0], "8")
 	cashier.screenshot(dir, "login")
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import "runtime/debug"
 
@@ -11,8 +11,8 @@ import "runtime/debug"
 // thousands of tills connect at once (docs/BENCHMARKS.md).
 const gcPercent = 50
 
-// tuneGC applies gcPercent unless GOGC is set.
-func tuneGC(getenv func(string) string) {
+// TuneGC applies gcPercent unless GOGC is set.
+func TuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"idleguard/server/app"
+	"idleguard/server/internal/apptest"
 	"idleguard/web"
 )
 
@@ -68,7 +70,7 @@ const securityProbe = `(() => {
 // probe installs securityProbe in p's future documents.
 func (p *tab) probe() {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
 		page.AddScriptToEvaluateOnNewDocumentParams{Source: securityProbe}); err != nil {
@@ -109,7 +111,7 @@ func (p *tab) waitClean(expr, what string) {
 		Violations []cspViolation `json:"violations"`
 	}
 	probe := `(() => ({ok: !!(` + expr + `), violations: JSON.parse(sessionStorage.getItem('e2e.csp') || '[]')}))()`
-	for end := time.Now().Add(waitLimit); ; time.Sleep(e2ePoll) {
+	for end := time.Now().Add(apptest.WaitLimit); ; time.Sleep(e2ePoll) {
 		l, _ := try[look](p, probe)
 		if len(l.Violations) > 0 {
 			p.t.Fatalf("%s: waiting for %s on %q: %d Content-Security-Policy violations: %+v", p.name, what, p.path(), len(l.Violations), l.Violations)
@@ -118,7 +120,7 @@ func (p *tab) waitClean(expr, what string) {
 			return
 		}
 		if time.Now().After(end) {
-			p.t.Fatalf("%s: waited %v for %s (on %q), with no violation recorded", p.name, waitLimit, what, p.path())
+			p.t.Fatalf("%s: waited %v for %s (on %q), with no violation recorded", p.name, apptest.WaitLimit, what, p.path())
 		}
 	}
 }
@@ -131,7 +133,7 @@ const guardConnected = `(() => { const s = globalThis.__idleguard && __idleguard
 // exactly the page's own policy.
 func (p *tab) openPage(url string, status int, csp string) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(url))
 	if err != nil {
@@ -169,14 +171,14 @@ func (p *tab) waitFor(expr, what string, limit time.Duration) {
 // URL and read a backslash as a slash, so "/\t/host" is "//host", another
 // site. The other site here is a real server on another port.
 func TestE2ESecurityOpenRedirect(t *testing.T) {
-	s := startServer(t)
+	s := apptest.Start(t, app.RunReady)
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, `<!doctype html><title>another site</title><p id="evil">another site</p>`)
 	}))
 	t.Cleanup(evil.Close)
 	evilHost := strings.TrimPrefix(evil.URL, "http://")
-	home, err := url.Parse(s.base)
+	home, err := url.Parse(s.Base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +208,7 @@ func TestE2ESecurityOpenRedirect(t *testing.T) {
 				user = users[i%len(users)]
 			}
 			p := b.isolatedTab(t, c.name)
-			start := s.base + "/login?next=" + c.next
+			start := s.Base + "/login?next=" + c.next
 			p.navigate(start)
 			p.do(
 				chromedp.WaitVisible(chromedp.ID("username")),
@@ -218,7 +220,7 @@ func TestE2ESecurityOpenRedirect(t *testing.T) {
 			type where struct{ Origin, Path, Href string }
 			got := eval[where](p, `({Origin: location.origin, Path: location.pathname, Href: location.href})`)
 			if got.Origin != home.Scheme+"://"+home.Host {
-				t.Fatalf("next=%s: signed in and landed on %s, want this server (%s)", c.next, got.Href, s.base)
+				t.Fatalf("next=%s: signed in and landed on %s, want this server (%s)", c.next, got.Href, s.Base)
 			}
 			if c.want != "" && got.Path != c.want {
 				t.Errorf("next=%s: landed on %s, want %s", c.next, got.Href, c.want)
@@ -234,7 +236,7 @@ func TestE2ESecurityOpenRedirect(t *testing.T) {
 // the recorder proves it would have seen a violation: a script and a style
 // attribute added to the page are blocked and reported.
 func TestE2ESecurityCSP(t *testing.T) {
-	s := startServer(t)
+	s := apptest.Start(t, app.RunReady)
 	b := newE2EBrowser(t)
 	assets, err := web.NewAssets()
 	if err != nil {
@@ -243,13 +245,13 @@ func TestE2ESecurityCSP(t *testing.T) {
 
 	cashier := b.isolatedTab(t, "cashier")
 	cashier.probe()
-	cashier.openPage(s.base+"/login", http.StatusOK, assets.CSP("login"))
+	cashier.openPage(s.Base+"/login", http.StatusOK, assets.CSP("login"))
 	cashier.waitClean(`!!globalThis.idleguardPages && document.activeElement === document.getElementById('username')`,
 		"the login page's scripts to run")
 	cashier.wantNoViolations("/login")
 
 	cashier.signInHere("cashier", "demo", "/pos")
-	cashier.openPage(s.base+"/pos", http.StatusOK, assets.CSP("pos"))
+	cashier.openPage(s.Base+"/pos", http.StatusOK, assets.CSP("pos"))
 	cashier.waitClean(guardConnected, "the guard connected")
 	cashier.waitClean(`document.getElementById('pos-user').textContent.startsWith('cashier')`, "the POS script to show the user")
 	cashier.do(clickID("product-latte"))
@@ -258,14 +260,14 @@ func TestE2ESecurityCSP(t *testing.T) {
 	}
 	cashier.wantNoViolations("/pos")
 
-	cashier.openPage(s.base+"/admin", http.StatusForbidden, assets.CSP("forbidden"))
+	cashier.openPage(s.Base+"/admin", http.StatusForbidden, assets.CSP("forbidden"))
 	cashier.waitClean(guardConnected, "the guard connected on the 403 page")
 	cashier.wantNoViolations("the 403 page")
 
 	admin := b.isolatedTab(t, "admin")
 	admin.probe()
-	admin.signIn(s.base, "admin", "demo")
-	admin.openPage(s.base+"/admin", http.StatusOK, assets.CSP("admin"))
+	admin.signIn(s.Base, "admin", "demo")
+	admin.openPage(s.Base+"/admin", http.StatusOK, assets.CSP("admin"))
 	admin.waitClean(guardConnected, "the guard connected")
 	admin.waitClean(`document.getElementById('expiration-seconds').value === '172800' &&
 		document.getElementById('admin-user').textContent.startsWith('admin (')`, "the JWT tab to load")
@@ -315,7 +317,7 @@ func (p *tab) writes() []writeRecord {
 // the DevTools protocol).
 func (p *tab) tokenCookie(base string) string {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 	defer cancel()
 	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/"}})
 	if err != nil {
@@ -367,11 +369,11 @@ func countWrites(w []writeRecord, method, path, page string) int {
 // someone signed out (not because it went idle).
 func wantSignedOut(t *testing.T, base, token, what string) {
 	t.Helper()
-	code, body := sessionStatus(t, base, token)
+	code, body := apptest.SessionStatus(t, base, token)
 	if code != http.StatusUnauthorized {
 		t.Fatalf("%s: the session still answers %d %s: the server did not take the sign-out", what, code, body)
 	}
-	if e := decodeError(t, body); e.Error.Reason != "signed_out" {
+	if e := apptest.DecodeError(t, body); e.Error.Reason != "signed_out" {
 		t.Errorf("%s: session ended with reason %q, want signed_out", what, e.Error.Reason)
 	}
 }
@@ -383,15 +385,15 @@ func wantSignedOut(t *testing.T, base, token, what string) {
 // shown under the page's policy on the way.
 func TestE2ESecurityStateChangesAreJSON(t *testing.T) {
 	const expiration = 16 // s: the warning shows 4 s before the end
-	s := startServer(t)
-	setExpiration(t, s.base, expiration)
+	s := apptest.Start(t, app.RunReady)
+	apptest.SetExpiration(t, s.Base, expiration)
 	b := newE2EBrowser(t)
 
 	p := b.isolatedTab(t, "cashier")
 	p.probe()
-	p.signIn(s.base, "cashier", "demo")
+	p.signIn(s.Base, "cashier", "demo")
 	p.waitGuard()
-	first := p.tokenCookie(s.base)
+	first := p.tokenCookie(s.Base)
 	if first == "" {
 		t.Fatal("no idleguard_token cookie after sign-in")
 	}
@@ -404,8 +406,8 @@ func TestE2ESecurityStateChangesAreJSON(t *testing.T) {
 		t.Fatalf("typing: %v", err)
 	}
 	var renewed string
-	for end := time.Now().Add(waitLimit); time.Now().Before(end); time.Sleep(e2ePoll) {
-		if renewed = p.tokenCookie(s.base); renewed != first {
+	for end := time.Now().Add(apptest.WaitLimit); time.Now().Before(end); time.Sleep(e2ePoll) {
+		if renewed = p.tokenCookie(s.Base); renewed != first {
 			break
 		}
 	}
@@ -421,7 +423,7 @@ func TestE2ESecurityStateChangesAreJSON(t *testing.T) {
 	p.do(clickID("idleguard-signout"))
 	p.waitPath("/login")
 	eval[bool](p, `(sessionStorage.removeItem('e2e.dropSends'), true)`)
-	wantSignedOut(t, s.base, renewed, "the module's POST /api/logout")
+	wantSignedOut(t, s.Base, renewed, "the module's POST /api/logout")
 	if w := p.writes(); countWrites(w, "POST", "/api/logout", "/pos") != 1 {
 		t.Errorf("after Sign out now with no answer on the socket: writes %+v, want one POST /api/logout from /pos", w)
 	}
@@ -429,10 +431,10 @@ func TestE2ESecurityStateChangesAreJSON(t *testing.T) {
 	// The POS page's own Sign out button.
 	p.signInHere("cashier", "demo", "/pos")
 	p.waitGuard()
-	tok := p.tokenCookie(s.base)
+	tok := p.tokenCookie(s.Base)
 	p.do(clickID("signout"))
 	p.waitPath("/login")
-	wantSignedOut(t, s.base, tok, "the POS page's Sign out")
+	wantSignedOut(t, s.Base, tok, "the POS page's Sign out")
 	w := p.wantJSONWrites()
 	if countWrites(w, "POST", "/api/logout", "/pos") != 2 || countWrites(w, "POST", "/api/login", "/login") != 2 {
 		t.Errorf("cashier tab: writes %+v, want two POST /api/login from /login and a second POST /api/logout from /pos", w)
@@ -441,14 +443,14 @@ func TestE2ESecurityStateChangesAreJSON(t *testing.T) {
 	// The admin page's.
 	a := b.isolatedTab(t, "admin")
 	a.probe()
-	a.signIn(s.base, "admin", "demo")
-	a.navigate(s.base + "/admin")
+	a.signIn(s.Base, "admin", "demo")
+	a.navigate(s.Base + "/admin")
 	a.waitGuard()
 	a.waitTrue(`document.getElementById('admin-user').textContent.startsWith('admin (')`, "the admin page to know the user")
-	tok = a.tokenCookie(s.base)
+	tok = a.tokenCookie(s.Base)
 	a.do(clickID("signout"))
 	a.waitPath("/login")
-	wantSignedOut(t, s.base, tok, "the admin page's Sign out")
+	wantSignedOut(t, s.Base, tok, "the admin page's Sign out")
 	w = a.wantJSONWrites()
 	if countWrites(w, "POST", "/api/logout", "/admin") != 1 || countWrites(w, "POST", "/api/login", "/login") != 1 {
 		t.Errorf("admin tab: writes %+v, want POST /api/login from /login and POST /api/logout from /admin", w)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"idleguard/server/internal/apptest"
 	"idleguard/server/protocol"
 )
 
@@ -16,29 +17,29 @@ import (
 // activity.
 func TestActivityExtendsDeadline(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := apptest.Start(t, RunReady)
 	const expiration = 2 * time.Second
-	setExpiration(t, s.base, 2)
-	tok, _ := mustLogin(t, s.base, "cashier", "demo")
-	ws := dialSocket(t, s, tok, "")
-	events := watch(ws)
-	if e := nextEvent(t, events); e.frame.Kind != protocol.State || e.frame.ExpirationS != 2 {
-		t.Fatalf("first frame: got %q, want a state with expiration=2", e.raw)
+	apptest.SetExpiration(t, s.Base, 2)
+	tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
+	ws := apptest.DialSocket(t, s, tok, "")
+	events := apptest.Watch(ws)
+	if e := apptest.NextEvent(t, events); e.Frame.Kind != protocol.State || e.Frame.ExpirationS != 2 {
+		t.Fatalf("first frame: got %q, want a state with expiration=2", e.Raw)
 	}
 
 	// 3 s of activity every 500 ms: longer than the Expiration Time.
 	var lastActivity time.Time
 	for start := time.Now(); time.Since(start) < 3*time.Second; {
 		lastActivity = time.Now()
-		send(t, ws, "activity ago=0")
+		apptest.Send(t, ws, "activity ago=0")
 		time.Sleep(500 * time.Millisecond)
 	}
 	// Nothing may have signed the socket out while activity went on.
 	for drained := false; !drained; {
 		select {
 		case e := <-events:
-			if e.end || e.frame.Kind == protocol.Logout {
-				t.Fatalf("during activity: got %q (end %v), want the socket open", e.raw, e.end)
+			if e.End || e.Frame.Kind == protocol.Logout {
+				t.Fatalf("during activity: got %q (end %v), want the socket open", e.Raw, e.End)
 			}
 		default:
 			drained = true
@@ -47,36 +48,36 @@ func TestActivityExtendsDeadline(t *testing.T) {
 
 	var warned bool
 	for {
-		e := nextEvent(t, events)
-		if e.end {
-			t.Fatalf("socket closed (%d) without a logout frame", e.code)
+		e := apptest.NextEvent(t, events)
+		if e.End {
+			t.Fatalf("socket closed (%d) without a logout frame", e.Code)
 		}
-		switch e.frame.Kind {
+		switch e.Frame.Kind {
 		case protocol.Warning:
 			warned = true
-			if e.frame.RemainingMs > expiration.Milliseconds() {
-				t.Errorf("warning remaining: got %d ms, want <= %d", e.frame.RemainingMs, expiration.Milliseconds())
+			if e.Frame.RemainingMs > expiration.Milliseconds() {
+				t.Errorf("warning remaining: got %d ms, want <= %d", e.Frame.RemainingMs, expiration.Milliseconds())
 			}
 			continue
 		case protocol.State:
 			continue // a renewed token
 		case protocol.Logout:
 		default:
-			t.Fatalf("got %q, want a warning or a logout", e.raw)
+			t.Fatalf("got %q, want a warning or a logout", e.Raw)
 		}
 		if !warned {
 			t.Errorf("logout came before any warning")
 		}
-		if e.frame.Reason != protocol.ReasonIdle {
-			t.Errorf("logout reason: got %v, want idle", e.frame.Reason)
+		if e.Frame.Reason != protocol.ReasonIdle {
+			t.Errorf("logout reason: got %v, want idle", e.Frame.Reason)
 		}
-		if idle := e.at.Sub(lastActivity); idle < expiration {
+		if idle := e.At.Sub(lastActivity); idle < expiration {
 			t.Errorf("logout %v after the last activity, want >= %v (never before the deadline)", idle, expiration)
 		}
 		break
 	}
-	if e := nextEvent(t, events); !e.end || e.code != protocol.CloseIdle {
-		t.Errorf("after logout: got %q (end %v, code %d), want close %d", e.raw, e.end, e.code, protocol.CloseIdle)
+	if e := apptest.NextEvent(t, events); !e.End || e.Code != protocol.CloseIdle {
+		t.Errorf("after logout: got %q (end %v, code %d), want close %d", e.Raw, e.End, e.Code, protocol.CloseIdle)
 	}
 }
 
@@ -84,39 +85,39 @@ func TestActivityExtendsDeadline(t *testing.T) {
 // is refused from then on.
 func TestIdleClosesEverySocket(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	setExpiration(t, s.base, 2)
+	s := apptest.Start(t, RunReady)
+	apptest.SetExpiration(t, s.Base, 2)
 	start := time.Now()
-	tok, cookie := mustLogin(t, s.base, "cashier", "demo")
+	tok, cookie := apptest.MustLogin(t, s.Base, "cashier", "demo")
 	var sockets []*websocket.Conn
 	for range 2 {
-		sockets = append(sockets, dialSocket(t, s, tok, s.base))
+		sockets = append(sockets, apptest.DialSocket(t, s, tok, s.Base))
 	}
 	// A browser tab: the cookie, not a header.
-	sockets = append(sockets, dialHeader(t, s, http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}, "Origin": {s.base}}))
+	sockets = append(sockets, apptest.DialHeader(t, s, http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}, "Origin": {s.Base}}))
 	for i, ws := range sockets {
-		if m := readFrame(t, ws); m.Kind != protocol.State {
+		if m := apptest.ReadFrame(t, ws); m.Kind != protocol.State {
 			t.Fatalf("socket %d: got %v first, want state", i, m.Kind)
 		}
 	}
 	for i, ws := range sockets {
-		wantSignOut(t, ws, protocol.ReasonIdle, protocol.CloseIdle)
+		apptest.WantSignOut(t, ws, protocol.ReasonIdle, protocol.CloseIdle)
 		if idle := time.Since(start); idle < 2*time.Second {
 			t.Errorf("socket %d signed out %v after sign-in, want >= 2s", i, idle)
 		}
 	}
-	wantEnded(t, s, tok, "idle")
+	apptest.WantEnded(t, s, tok, "idle")
 }
 
 // Pings, pongs and sync frames keep the connection alive but are not
 // activity: the session still ends at its deadline.
 func TestPingsDoNotExtend(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	setExpiration(t, s.base, 2)
+	s := apptest.Start(t, RunReady)
+	apptest.SetExpiration(t, s.Base, 2)
 	start := time.Now()
-	tok, _ := mustLogin(t, s.base, "cashier", "demo")
-	ws := dialSocket(t, s, tok, "")
+	tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
+	ws := apptest.DialSocket(t, s, tok, "")
 	pongs := make(chan struct{}, 100)
 	ws.SetPongHandler(func(string) error {
 		select {
@@ -125,7 +126,7 @@ func TestPingsDoNotExtend(t *testing.T) {
 		}
 		return nil
 	})
-	events := watch(ws)
+	events := apptest.Watch(ws)
 
 	stop := make(chan struct{})
 	defer close(stop)
@@ -149,31 +150,31 @@ func TestPingsDoNotExtend(t *testing.T) {
 	lastRemaining := int64(1 << 62)
 	states := 0
 	for {
-		e := nextEvent(t, events)
-		if e.end {
-			t.Fatalf("socket closed (%d) without a logout frame", e.code)
+		e := apptest.NextEvent(t, events)
+		if e.End {
+			t.Fatalf("socket closed (%d) without a logout frame", e.Code)
 		}
-		if e.frame.Kind == protocol.State {
+		if e.Frame.Kind == protocol.State {
 			states++
-			if e.frame.RemainingMs > lastRemaining {
-				t.Errorf("state remaining went up from %d to %d ms: something counted as activity", lastRemaining, e.frame.RemainingMs)
+			if e.Frame.RemainingMs > lastRemaining {
+				t.Errorf("state remaining went up from %d to %d ms: something counted as activity", lastRemaining, e.Frame.RemainingMs)
 			}
-			lastRemaining = e.frame.RemainingMs
+			lastRemaining = e.Frame.RemainingMs
 			continue
 		}
-		if e.frame.Kind == protocol.Warning {
+		if e.Frame.Kind == protocol.Warning {
 			continue
 		}
-		if e.frame.Kind != protocol.Logout || e.frame.Reason != protocol.ReasonIdle {
-			t.Fatalf("got %q, want logout reason=idle", e.raw)
+		if e.Frame.Kind != protocol.Logout || e.Frame.Reason != protocol.ReasonIdle {
+			t.Fatalf("got %q, want logout reason=idle", e.Raw)
 		}
-		if idle := e.at.Sub(start); idle < 2*time.Second {
+		if idle := e.At.Sub(start); idle < 2*time.Second {
 			t.Errorf("logout %v after sign-in, want >= 2s", idle)
 		}
 		break
 	}
-	if e := nextEvent(t, events); !e.end || e.code != protocol.CloseIdle {
-		t.Errorf("after logout: got %q (code %d), want close %d", e.raw, e.code, protocol.CloseIdle)
+	if e := apptest.NextEvent(t, events); !e.End || e.Code != protocol.CloseIdle {
+		t.Errorf("after logout: got %q (code %d), want close %d", e.Raw, e.Code, protocol.CloseIdle)
 	}
 	if states < 2 {
 		t.Errorf("got %d state frames, want the sync frames answered", states)
@@ -187,7 +188,7 @@ func TestPingsDoNotExtend(t *testing.T) {
 // server's own origin when given.
 func TestSocketOrigin(t *testing.T) {
 	t.Parallel()
-	const self = "self" // stands for the server's own origin, s.base
+	const self = "self" // stands for the server's own origin, s.Base
 	type dial struct {
 		origin string
 		want   int
@@ -211,16 +212,16 @@ func TestSocketOrigin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, tc.args...)
-			tok, _ := mustLogin(t, s.base, "cashier", "demo")
+			s := apptest.Start(t, RunReady, tc.args...)
+			tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
 			for _, d := range tc.dials {
 				origin := d.origin
 				if origin == self {
-					origin = s.base
+					origin = s.Base
 				}
-				h := bearer(tok)
+				h := apptest.Bearer(tok)
 				h.Set("Origin", origin)
-				if got := dialStatus(t, s, h); got != d.want {
+				if got := apptest.DialStatus(t, s, h); got != d.want {
 					t.Errorf("Origin %s: got %d, want %d", origin, got, d.want)
 				}
 			}
@@ -231,32 +232,32 @@ func TestSocketOrigin(t *testing.T) {
 // Signing out, over HTTP or from a socket, ends the session in every tab.
 func TestLogoutEverywhere(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := apptest.Start(t, RunReady)
 	t.Run("http", func(t *testing.T) {
-		tok, _ := mustLogin(t, s.base, "cashier", "demo")
-		a, b := dialSocket(t, s, tok, ""), dialSocket(t, s, tok, "")
-		readFrame(t, a)
-		readFrame(t, b)
-		resp, body := request(t, "POST", s.base+"/api/logout", tok, "application/json", nil)
+		tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
+		a, b := apptest.DialSocket(t, s, tok, ""), apptest.DialSocket(t, s, tok, "")
+		apptest.ReadFrame(t, a)
+		apptest.ReadFrame(t, b)
+		resp, body := apptest.Request(t, "POST", s.Base+"/api/logout", tok, "application/json", nil)
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("POST /api/logout: got %d %s, want 204", resp.StatusCode, body)
 		}
 		if c := resp.Cookies(); len(c) != 1 || c[0].Name != "idleguard_token" || c[0].Value != "" || c[0].MaxAge >= 0 {
 			t.Errorf("logout cookies: got %v, want idleguard_token cleared", resp.Header["Set-Cookie"])
 		}
-		wantSignOut(t, a, protocol.ReasonSignedOut, protocol.CloseSignedOut)
-		wantSignOut(t, b, protocol.ReasonSignedOut, protocol.CloseSignedOut)
-		wantEnded(t, s, tok, "signed_out")
+		apptest.WantSignOut(t, a, protocol.ReasonSignedOut, protocol.CloseSignedOut)
+		apptest.WantSignOut(t, b, protocol.ReasonSignedOut, protocol.CloseSignedOut)
+		apptest.WantEnded(t, s, tok, "signed_out")
 	})
 	t.Run("socket", func(t *testing.T) {
-		tok, _ := mustLogin(t, s.base, "viewer", "demo")
-		a, b := dialSocket(t, s, tok, ""), dialSocket(t, s, tok, "")
-		readFrame(t, a)
-		readFrame(t, b)
-		send(t, a, "signout")
-		wantSignOut(t, a, protocol.ReasonSignedOut, protocol.CloseSignedOut)
-		wantSignOut(t, b, protocol.ReasonSignedOut, protocol.CloseSignedOut)
-		wantEnded(t, s, tok, "signed_out")
+		tok, _ := apptest.MustLogin(t, s.Base, "viewer", "demo")
+		a, b := apptest.DialSocket(t, s, tok, ""), apptest.DialSocket(t, s, tok, "")
+		apptest.ReadFrame(t, a)
+		apptest.ReadFrame(t, b)
+		apptest.Send(t, a, "signout")
+		apptest.WantSignOut(t, a, protocol.ReasonSignedOut, protocol.CloseSignedOut)
+		apptest.WantSignOut(t, b, protocol.ReasonSignedOut, protocol.CloseSignedOut)
+		apptest.WantEnded(t, s, tok, "signed_out")
 	})
 }
 
@@ -264,7 +265,7 @@ func TestLogoutEverywhere(t *testing.T) {
 // documented codes; a session cannot open more than -max-tabs sockets.
 func TestSocketHygiene(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-max-tabs", "2")
+	s := apptest.Start(t, RunReady, "-max-tabs", "2")
 	for _, tc := range []struct {
 		name   string
 		frames []string
@@ -279,16 +280,16 @@ func TestSocketHygiene(t *testing.T) {
 	} {
 		user := []string{"cashier", "viewer"}[len(tc.frames)%2]
 		t.Run(tc.name, func(t *testing.T) {
-			tok, _ := mustLogin(t, s.base, user, "demo")
-			ws := dialSocket(t, s, tok, "")
-			readFrame(t, ws)
+			tok, _ := apptest.MustLogin(t, s.Base, user, "demo")
+			ws := apptest.DialSocket(t, s, tok, "")
+			apptest.ReadFrame(t, ws)
 			for _, f := range tc.frames {
-				ws.SetWriteDeadline(time.Now().Add(waitLimit))
+				ws.SetWriteDeadline(time.Now().Add(apptest.WaitLimit))
 				if err := ws.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
 					break // the server may close mid-burst
 				}
 			}
-			frames, code := readUntilClose(t, ws)
+			frames, code := apptest.ReadUntilClose(t, ws)
 			if code != tc.want {
 				t.Errorf("close code: got %d (after %v), want %d", code, frames, tc.want)
 			}
@@ -298,33 +299,33 @@ func TestSocketHygiene(t *testing.T) {
 				}
 			}
 			// The session itself lives on.
-			if code, body := sessionStatus(t, s.base, tok); code != http.StatusOK {
+			if code, body := apptest.SessionStatus(t, s.Base, tok); code != http.StatusOK {
 				t.Errorf("GET /api/session after the close: got %d %s, want 200", code, body)
 			}
 		})
 	}
 	t.Run("binary", func(t *testing.T) {
-		tok, _ := mustLogin(t, s.base, "admin", "demo")
-		ws := dialSocket(t, s, tok, "")
-		readFrame(t, ws)
+		tok, _ := apptest.MustLogin(t, s.Base, "admin", "demo")
+		ws := apptest.DialSocket(t, s, tok, "")
+		apptest.ReadFrame(t, ws)
 		ws.WriteMessage(websocket.BinaryMessage, []byte("sync"))
-		if _, code := readUntilClose(t, ws); code != protocol.ClosePolicy {
+		if _, code := apptest.ReadUntilClose(t, ws); code != protocol.ClosePolicy {
 			t.Errorf("close code: got %d, want %d", code, protocol.ClosePolicy)
 		}
 	})
 	t.Run("max tabs", func(t *testing.T) {
-		tok, _ := mustLogin(t, s.base, "admin", "demo")
-		a := dialSocket(t, s, tok, "")
-		dialSocket(t, s, tok, "")
-		if got := dialStatus(t, s, bearer(tok)); got != http.StatusTooManyRequests {
+		tok, _ := apptest.MustLogin(t, s.Base, "admin", "demo")
+		a := apptest.DialSocket(t, s, tok, "")
+		apptest.DialSocket(t, s, tok, "")
+		if got := apptest.DialStatus(t, s, apptest.Bearer(tok)); got != http.StatusTooManyRequests {
 			t.Errorf("third socket: got %d, want 429", got)
 		}
 		// Closing one makes room again.
 		a.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		readUntilClose(t, a)
+		apptest.ReadUntilClose(t, a)
 		var got int
-		for deadline := time.Now().Add(waitLimit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if got = dialStatus(t, s, bearer(tok)); got == http.StatusSwitchingProtocols {
+		for deadline := time.Now().Add(apptest.WaitLimit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got = apptest.DialStatus(t, s, apptest.Bearer(tok)); got == http.StatusSwitchingProtocols {
 				break
 			}
 		}

@@ -1,6 +1,8 @@
-package main
+package e2e
 
 import (
+	"idleguard/server/app"
+	"idleguard/server/internal/apptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -25,19 +27,19 @@ type stateEvent struct {
 // follows the new Expiration Time within a second, and an Expiration Time
 // below the cashier's idle time signs the cashier out at once.
 func TestE2ESettingFollows(t *testing.T) {
-	s := startServer(t)
-	admin := setExpiration(t, s.base, 30)
+	s := apptest.Start(t, app.RunReady)
+	admin := apptest.SetExpiration(t, s.Base, 30)
 	b := newE2EBrowser(t)
 
 	cashier := b.isolatedTab(t, "cashier")
-	cashier.signIn(s.base, "cashier", "demo")
+	cashier.signIn(s.Base, "cashier", "demo")
 	cashier.waitGuard()
 	eval[bool](cashier, recordStates)
 	last := cashier.pressKey()
 	time.Sleep(1500 * time.Millisecond) // the cashier's idle time grows
 
 	changed := time.Now()
-	mustSetExpiration(t, s.base, admin, 20)
+	apptest.MustSetExpiration(t, s.Base, admin, 20)
 	var got stateEvent
 	for {
 		states := eval[[]stateEvent](cashier, `__e2eStates.filter(s => s.expiration_seconds === 20)`)
@@ -45,7 +47,7 @@ func TestE2ESettingFollows(t *testing.T) {
 			got = states[0]
 			break
 		}
-		if time.Since(changed) > waitLimit {
+		if time.Since(changed) > apptest.WaitLimit {
 			t.Fatalf("no idleguard:state with the new Expiration Time 20 s; last state %+v", cashier.state())
 		}
 		time.Sleep(e2ePoll)
@@ -75,8 +77,8 @@ func TestE2ESettingFollows(t *testing.T) {
 	// Now below the cashier's idle time (over 1.5 s): signed out at once,
 	// which is held to the same second as following a change.
 	changed = time.Now()
-	mustSetExpiration(t, s.base, admin, 1)
-	landed := waitSignedOut(t, changed, waitLimit, cashier)[0]
+	apptest.MustSetExpiration(t, s.Base, admin, 1)
+	landed := waitSignedOut(t, changed, apptest.WaitLimit, cashier)[0]
 	if landed.after > time.Second {
 		t.Errorf("signed out %v after the Expiration Time went below the idle time, want within 1s", landed.after.Round(time.Millisecond))
 	} else {

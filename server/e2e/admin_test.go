@@ -1,7 +1,9 @@
-package main
+package e2e
 
 import (
 	"context"
+	"idleguard/server/app"
+	"idleguard/server/internal/apptest"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,22 +24,22 @@ func (p *tab) waitSettingsLoaded(user, value string) {
 // savedExpiration reads the setting over the API, as admin.
 func savedExpiration(t *testing.T, base string) int64 {
 	t.Helper()
-	tok, _ := mustLogin(t, base, "admin", "demo")
-	return getSettings(t, base, tok).ExpirationSeconds
+	tok, _ := apptest.MustLogin(t, base, "admin", "demo")
+	return apptest.GetSettings(t, base, tok).ExpirationSeconds
 }
 
 // Developer Configuration, JWT tab: a viewer sees the value and cannot
 // save, a cashier gets the 403 page, and an admin's invalid input shows the
 // server's message inline and changes nothing.
 func TestE2EAdminPage(t *testing.T) {
-	s := startServer(t)
+	s := apptest.Start(t, app.RunReady)
 	b := newE2EBrowser(t)
 	const saved = "172800" // the default, 2 days
 
 	t.Run("viewer", func(t *testing.T) {
 		p := b.isolatedTab(t, "viewer")
-		p.signIn(s.base, "viewer", "demo")
-		p.navigate(s.base + "/admin")
+		p.signIn(s.Base, "viewer", "demo")
+		p.navigate(s.Base + "/admin")
 		p.waitSettingsLoaded("viewer", saved)
 		if got := eval[bool](p, `document.getElementById('save').disabled`); !got {
 			t.Errorf("Save for the viewer: got enabled, want disabled")
@@ -53,17 +55,17 @@ func TestE2EAdminPage(t *testing.T) {
 		if got := eval[string](p, `document.getElementById('expiration-seconds').value`); got != saved {
 			t.Errorf("field after the viewer typed: got %q, want %q", got, saved)
 		}
-		if got := savedExpiration(t, s.base); strconv.FormatInt(got, 10) != saved {
+		if got := savedExpiration(t, s.Base); strconv.FormatInt(got, 10) != saved {
 			t.Errorf("saved value after the viewer's click: got %d, want %s", got, saved)
 		}
 	})
 
 	t.Run("cashier", func(t *testing.T) {
 		p := b.isolatedTab(t, "cashier")
-		p.signIn(s.base, "cashier", "demo")
-		ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+		p.signIn(s.Base, "cashier", "demo")
+		ctx, cancel := context.WithTimeout(p.ctx, apptest.WaitLimit)
 		defer cancel()
-		resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(s.base+"/admin"))
+		resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(s.Base+"/admin"))
 		if err != nil {
 			t.Fatalf("open /admin: %v", err)
 		}
@@ -80,8 +82,8 @@ func TestE2EAdminPage(t *testing.T) {
 
 	t.Run("admin invalid input", func(t *testing.T) {
 		p := b.isolatedTab(t, "admin")
-		p.signIn(s.base, "admin", "demo")
-		p.navigate(s.base + "/admin")
+		p.signIn(s.Base, "admin", "demo")
+		p.navigate(s.Base + "/admin")
 		for _, input := range []string{"abc", "-5"} {
 			p.waitSettingsLoaded("admin", saved)
 			p.retype("expiration-seconds", input)
@@ -101,7 +103,7 @@ func TestE2EAdminPage(t *testing.T) {
 			p.waitSettingsLoaded("admin", saved) // fails unless the value is unchanged
 			t.Logf("%q: %s; after reload the value is %s", input, msg, saved)
 		}
-		if got := savedExpiration(t, s.base); strconv.FormatInt(got, 10) != saved {
+		if got := savedExpiration(t, s.Base); strconv.FormatInt(got, 10) != saved {
 			t.Errorf("saved value after invalid input: got %d, want %s", got, saved)
 		}
 	})

@@ -1,7 +1,6 @@
-package main
+package app
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -9,66 +8,25 @@ import (
 	"testing"
 	"time"
 
+	"idleguard/server/internal/apptest"
 	"idleguard/server/protocol"
 )
-
-type settingsJSON struct {
-	ExpirationSeconds    int64   `json:"expiration_seconds"`
-	WarningSeconds       float64 `json:"warning_seconds"`
-	MinExpirationSeconds int64   `json:"min_expiration_seconds"`
-	MaxExpirationSeconds int64   `json:"max_expiration_seconds"`
-	UpdatedBy            string  `json:"updated_by"`
-	UpdatedAt            string  `json:"updated_at"`
-}
-
-type changeJSON struct {
-	At  string `json:"at"`
-	By  string `json:"by"`
-	Old int64  `json:"old"`
-	New int64  `json:"new"`
-}
-
-func getSettings(t *testing.T, base, token string) settingsJSON {
-	t.Helper()
-	resp, body := request(t, "GET", base+"/api/settings/jwt", token, "", nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /api/settings/jwt: got %d %s, want 200", resp.StatusCode, body)
-	}
-	var v settingsJSON
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Fatalf("GET /api/settings/jwt: %v in %s", err, body)
-	}
-	return v
-}
-
-func getChanges(t *testing.T, base, token string) []changeJSON {
-	t.Helper()
-	resp, body := request(t, "GET", base+"/api/settings/jwt/changes", token, "", nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /api/settings/jwt/changes: got %d %s, want 200", resp.StatusCode, body)
-	}
-	var v []changeJSON
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Fatalf("GET /api/settings/jwt/changes: %v in %s", err, body)
-	}
-	return v
-}
 
 // A change reaches open sockets at once, and a session already idle longer
 // than the new Expiration Time is signed out at once.
 func TestSettingsChangeReachesSockets(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	admin := setExpiration(t, s.base, 60)
-	idleTok, _ := mustLogin(t, s.base, "cashier", "demo")
+	s := apptest.Start(t, RunReady)
+	admin := apptest.SetExpiration(t, s.Base, 60)
+	idleTok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
 	idleSince := time.Now() // the session's last activity is before this
-	idleWS := dialSocket(t, s, idleTok, "")
-	if m := readFrame(t, idleWS); m.Kind != protocol.State || m.ExpirationS != 60 {
+	idleWS := apptest.DialSocket(t, s, idleTok, "")
+	if m := apptest.ReadFrame(t, idleWS); m.Kind != protocol.State || m.ExpirationS != 60 {
 		t.Fatalf("first frame: got %+v, want state expiration=60", m)
 	}
 
-	mustSetExpiration(t, s.base, admin, 30)
-	m := readFrame(t, idleWS)
+	apptest.MustSetExpiration(t, s.Base, admin, 30)
+	m := apptest.ReadFrame(t, idleWS)
 	if m.Kind != protocol.State || m.ExpirationS != 30 || m.RemainingMs > 30000 || m.RemainingMs <= 0 {
 		t.Fatalf("after PUT 30: got %+v, want state expiration=30 and 0 < remaining <= 30000", m)
 	}
@@ -76,49 +34,49 @@ func TestSettingsChangeReachesSockets(t *testing.T) {
 	// The cashier stays idle past 2 s; the viewer is active just before the
 	// change to 2 s and must stay signed in.
 	time.Sleep(2*time.Second - time.Since(idleSince) + 200*time.Millisecond)
-	activeTok, _ := mustLogin(t, s.base, "viewer", "demo")
-	activeWS := dialSocket(t, s, activeTok, "")
-	readFrame(t, activeWS)
-	send(t, activeWS, "stay")
-	if m := readFrame(t, activeWS); m.Kind != protocol.State {
+	activeTok, _ := apptest.MustLogin(t, s.Base, "viewer", "demo")
+	activeWS := apptest.DialSocket(t, s, activeTok, "")
+	apptest.ReadFrame(t, activeWS)
+	apptest.Send(t, activeWS, "stay")
+	if m := apptest.ReadFrame(t, activeWS); m.Kind != protocol.State {
 		t.Fatalf("after stay: got %+v, want state", m)
 	}
-	mustSetExpiration(t, s.base, admin, 2)
+	apptest.MustSetExpiration(t, s.Base, admin, 2)
 
-	if m := readFrame(t, activeWS); m.Kind != protocol.State || m.ExpirationS != 2 || m.RemainingMs > 2000 {
+	if m := apptest.ReadFrame(t, activeWS); m.Kind != protocol.State || m.ExpirationS != 2 || m.RemainingMs > 2000 {
 		t.Fatalf("active session after PUT 2: got %+v, want state expiration=2 remaining <= 2000", m)
 	}
-	if code, body := sessionStatus(t, s.base, activeTok); code != http.StatusOK {
+	if code, body := apptest.SessionStatus(t, s.Base, activeTok); code != http.StatusOK {
 		t.Errorf("active session after PUT 2: got %d %s, want 200", code, body)
 	}
 
-	frames := wantSignOut(t, idleWS, protocol.ReasonSettingChanged, protocol.CloseSettingChanged)
+	frames := apptest.WantSignOut(t, idleWS, protocol.ReasonSettingChanged, protocol.CloseSettingChanged)
 	if got := frames[len(frames)-1].ExpirationS; got != 2 {
 		t.Errorf("logout expiration: got %d, want 2", got)
 	}
-	wantEnded(t, s, idleTok, "setting_changed")
+	apptest.WantEnded(t, s, idleTok, "setting_changed")
 }
 
 // Every bad input gets 400 naming the field and the range, and changes
 // neither the setting nor the change record.
 func TestSettingsValidation(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-min-expiration", "60")
-	admin, _ := mustLogin(t, s.base, "admin", "demo")
-	before := getSettings(t, s.base, admin)
+	s := apptest.Start(t, RunReady, "-min-expiration", "60")
+	admin, _ := apptest.MustLogin(t, s.Base, "admin", "demo")
+	before := apptest.GetSettings(t, s.Base, admin)
 	if before.ExpirationSeconds != 172800 || before.MinExpirationSeconds != 60 || before.MaxExpirationSeconds != 31536000 {
 		t.Fatalf("initial settings: got %+v, want 172800 in [60, 31536000]", before)
 	}
-	if c := getChanges(t, s.base, admin); len(c) != 0 {
+	if c := apptest.GetChanges(t, s.Base, admin); len(c) != 0 {
 		t.Fatalf("initial changes: got %v, want none", c)
 	}
 
-	mustSetExpiration(t, s.base, admin, 120)
-	changes := getChanges(t, s.base, admin)
+	apptest.MustSetExpiration(t, s.Base, admin, 120)
+	changes := apptest.GetChanges(t, s.Base, admin)
 	if len(changes) != 1 || changes[0].By != "admin" || changes[0].Old != 172800 || changes[0].New != 120 || changes[0].At == "" {
 		t.Fatalf("changes after PUT 120: got %+v, want one by admin from 172800 to 120", changes)
 	}
-	want := getSettings(t, s.base, admin)
+	want := apptest.GetSettings(t, s.Base, admin)
 	if want.ExpirationSeconds != 120 || want.UpdatedBy != "admin" {
 		t.Fatalf("settings after PUT 120: got %+v, want 120 by admin", want)
 	}
@@ -151,21 +109,21 @@ func TestSettingsValidation(t *testing.T) {
 		{"not an object", `90`, json},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := putExpiration(t, s.base, admin, tc.body, tc.contentType)
+			resp, body := apptest.PutExpiration(t, s.Base, admin, tc.body, tc.contentType)
 			if resp.StatusCode != http.StatusBadRequest {
 				t.Fatalf("got %d %s, want 400", resp.StatusCode, body)
 			}
-			e := decodeError(t, body)
+			e := apptest.DecodeError(t, body)
 			if e.Error.Code != "invalid" || e.Error.Field != "expiration_seconds" {
 				t.Errorf("got code %q field %q, want invalid expiration_seconds", e.Error.Code, e.Error.Field)
 			}
 			if !strings.Contains(e.Error.Message, "from 60 to 31536000") {
 				t.Errorf("got message %q, want it to name the range from 60 to 31536000", e.Error.Message)
 			}
-			if got := getSettings(t, s.base, admin); got != want {
+			if got := apptest.GetSettings(t, s.Base, admin); got != want {
 				t.Errorf("settings after the bad PUT: got %+v, want %+v", got, want)
 			}
-			if got := getChanges(t, s.base, admin); !reflect.DeepEqual(got, changes) {
+			if got := apptest.GetChanges(t, s.Base, admin); !reflect.DeepEqual(got, changes) {
 				t.Errorf("changes after the bad PUT: got %+v, want %+v", got, changes)
 			}
 		})
@@ -173,12 +131,12 @@ func TestSettingsValidation(t *testing.T) {
 
 	// The range's ends are accepted.
 	for _, n := range []int{60, 31536000} {
-		mustSetExpiration(t, s.base, admin, n)
-		if got := getSettings(t, s.base, admin).ExpirationSeconds; got != int64(n) {
+		apptest.MustSetExpiration(t, s.Base, admin, n)
+		if got := apptest.GetSettings(t, s.Base, admin).ExpirationSeconds; got != int64(n) {
 			t.Errorf("after PUT %d: got %d", n, got)
 		}
 	}
-	if got := getChanges(t, s.base, admin); len(got) != 3 || got[0].Old != 60 || got[0].New != 31536000 {
+	if got := apptest.GetChanges(t, s.Base, admin); len(got) != 3 || got[0].Old != 60 || got[0].New != 31536000 {
 		t.Errorf("changes: got %+v, want 3, newest 60 -> 31536000", got)
 	}
 }
@@ -187,28 +145,28 @@ func TestSettingsValidation(t *testing.T) {
 // else may do either.
 func TestSettingsPermissions(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	viewer, _ := mustLogin(t, s.base, "viewer", "demo")
-	before := getSettings(t, s.base, viewer)
-	getChanges(t, s.base, viewer)
-	resp, body := putExpiration(t, s.base, viewer, `{"expiration_seconds":90}`, "application/json")
-	if resp.StatusCode != http.StatusForbidden || decodeError(t, body).Error.Code != "forbidden" {
+	s := apptest.Start(t, RunReady)
+	viewer, _ := apptest.MustLogin(t, s.Base, "viewer", "demo")
+	before := apptest.GetSettings(t, s.Base, viewer)
+	apptest.GetChanges(t, s.Base, viewer)
+	resp, body := apptest.PutExpiration(t, s.Base, viewer, `{"expiration_seconds":90}`, "application/json")
+	if resp.StatusCode != http.StatusForbidden || apptest.DecodeError(t, body).Error.Code != "forbidden" {
 		t.Errorf("viewer PUT: got %d %s, want 403 forbidden", resp.StatusCode, body)
 	}
-	if got := getSettings(t, s.base, viewer); got != before {
+	if got := apptest.GetSettings(t, s.Base, viewer); got != before {
 		t.Errorf("after viewer PUT: got %+v, want %+v", got, before)
 	}
 
-	cashier, cookie := mustLogin(t, s.base, "cashier", "demo")
+	cashier, cookie := apptest.MustLogin(t, s.Base, "cashier", "demo")
 	for _, path := range []string{"/api/settings/jwt", "/api/settings/jwt/changes"} {
-		if resp, body := request(t, "GET", s.base+path, cashier, "", nil); resp.StatusCode != http.StatusForbidden {
+		if resp, body := apptest.Request(t, "GET", s.Base+path, cashier, "", nil); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("cashier GET %s: got %d %s, want 403", path, resp.StatusCode, body)
 		}
 	}
-	if resp, body := putExpiration(t, s.base, cashier, `{"expiration_seconds":90}`, "application/json"); resp.StatusCode != http.StatusForbidden {
+	if resp, body := apptest.PutExpiration(t, s.Base, cashier, `{"expiration_seconds":90}`, "application/json"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cashier PUT: got %d %s, want 403", resp.StatusCode, body)
 	}
-	resp, body = getWithCookie(t, s.base+"/admin", cookie)
+	resp, body = apptest.GetWithCookie(t, s.Base+"/admin", cookie)
 	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("cashier /admin: got %d %s, want 403 HTML", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -220,22 +178,22 @@ func TestSettingsPermissions(t *testing.T) {
 		{"GET", "/api/session", ""},
 		{"POST", "/api/logout", ""},
 	} {
-		resp, body := request(t, tc.method, s.base+tc.path, "", "application/json", strings.NewReader(tc.body))
-		if resp.StatusCode != http.StatusUnauthorized || decodeError(t, body).Error.Code != "unauthorized" {
+		resp, body := apptest.Request(t, tc.method, s.Base+tc.path, "", "application/json", strings.NewReader(tc.body))
+		if resp.StatusCode != http.StatusUnauthorized || apptest.DecodeError(t, body).Error.Code != "unauthorized" {
 			t.Errorf("signed out %s %s: got %d %s, want 401", tc.method, tc.path, resp.StatusCode, body)
 		}
 	}
-	resp, _ = request(t, "GET", s.base+"/admin", "", "", nil)
+	resp, _ = apptest.Request(t, "GET", s.Base+"/admin", "", "", nil)
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/login" || loc.Query().Get("next") != "/admin" {
 		t.Errorf("signed out /admin: got %d Location %q, want 303 to /login?next=/admin", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
-	admin, _ := mustLogin(t, s.base, "admin", "demo")
-	if got := getSettings(t, s.base, admin); got != before {
+	admin, _ := apptest.MustLogin(t, s.Base, "admin", "demo")
+	if got := apptest.GetSettings(t, s.Base, admin); got != before {
 		t.Errorf("after all refusals: got %+v, want %+v", got, before)
 	}
-	if c := getChanges(t, s.base, admin); len(c) != 0 {
+	if c := apptest.GetChanges(t, s.Base, admin); len(c) != 0 {
 		t.Errorf("changes after all refusals: got %+v, want none", c)
 	}
 }

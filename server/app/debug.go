@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"time"
 
-	"idleguard/server/debugstats"
 	"idleguard/server/hub"
+	"idleguard/server/internal/debugstats"
 	"idleguard/server/sessions"
 )
 

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"idleguard/server/guard"
+	"idleguard/server/internal/apptest"
 	"idleguard/server/protocol"
 	"idleguard/server/sqlite"
 )
@@ -42,30 +43,30 @@ func sidOf(t *testing.T, tok string) string {
 // process) ends their sessions live, in every tab.
 func TestDeletedUserSessionNeverPassesOn(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	tok, cookie := mustLogin(t, s.base, "cashier", "demo")
-	ws := dialSocket(t, s, tok, "")
-	readFrame(t, ws)
+	s := apptest.Start(t, RunReady)
+	tok, cookie := apptest.MustLogin(t, s.Base, "cashier", "demo")
+	ws := apptest.DialSocket(t, s, tok, "")
+	apptest.ReadFrame(t, ws)
 
-	out, err := runCommand(t, "", "user", "del", "cashier", "-data", s.dir)
+	out, err := apptest.RunCommand(t, RunReady, "", "user", "del", "cashier", "-data", s.Dir)
 	if err != nil || !strings.Contains(out, "ended 1 session") {
 		t.Fatalf("user del: got %q %v, want one session ended", out, err)
 	}
-	wantSignOut(t, ws, protocol.ReasonRevoked, protocol.CloseRevoked)
-	wantEnded(t, s, tok, "revoked")
+	apptest.WantSignOut(t, ws, protocol.ReasonRevoked, protocol.CloseRevoked)
+	apptest.WantEnded(t, s, tok, "revoked")
 
 	// The next user gets a fresh id: the fired cashier's token is nobody's.
-	if out, err := runCommand(t, "new-pass\n", "user", "add", "newadmin", "-group", "administrators", "-data", s.dir); err != nil {
+	if out, err := apptest.RunCommand(t, RunReady, "new-pass\n", "user", "add", "newadmin", "-group", "administrators", "-data", s.Dir); err != nil {
 		t.Fatalf("user add: %v %s", err, out)
 	}
-	if code, body := sessionStatus(t, s.base, tok); code != http.StatusUnauthorized {
+	if code, body := apptest.SessionStatus(t, s.Base, tok); code != http.StatusUnauthorized {
 		t.Fatalf("old token after a new user was added: got %d %s, want 401", code, body)
 	}
-	resp, _ := getWithCookie(t, s.base+"/admin", cookie)
+	resp, _ := apptest.GetWithCookie(t, s.Base+"/admin", cookie)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("GET /admin with the old cookie: got %d, want 303 to the login page", resp.StatusCode)
 	}
-	newTok, _ := mustLogin(t, s.base, "newadmin", "new-pass")
+	newTok, _ := apptest.MustLogin(t, s.Base, "newadmin", "new-pass")
 	if got := claimsOf(t, newTok)["sub"]; got != "newadmin" {
 		t.Fatalf("new admin's token: sub %v, want newadmin", got)
 	}
@@ -75,7 +76,7 @@ func TestDeletedUserSessionNeverPassesOn(t *testing.T) {
 // revoke` ends one session, or every session of a user.
 func TestCLIEndsSessionsLive(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := apptest.Start(t, RunReady)
 	for _, tc := range []struct {
 		name string
 		args func(sid string) []string
@@ -88,26 +89,26 @@ func TestCLIEndsSessionsLive(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			user := map[string]string{"passwd": "cashier", "group": "viewer", "revoke one": "admin", "revoke user": "admin"}[tc.name]
-			tok, _ := mustLogin(t, s.base, user, "demo")
-			a, b := dialSocket(t, s, tok, ""), dialSocket(t, s, tok, "")
-			readFrame(t, a)
-			readFrame(t, b)
+			tok, _ := apptest.MustLogin(t, s.Base, user, "demo")
+			a, b := apptest.DialSocket(t, s, tok, ""), apptest.DialSocket(t, s, tok, "")
+			apptest.ReadFrame(t, a)
+			apptest.ReadFrame(t, b)
 			if tc.name == "revoke one" {
-				out, err := runCommand(t, "", "session", "list", "-user", user, "-data", s.dir)
+				out, err := apptest.RunCommand(t, RunReady, "", "session", "list", "-user", user, "-data", s.Dir)
 				if err != nil || !strings.Contains(out, sidOf(t, tok)) {
 					t.Fatalf("session list: got %q %v, want the session listed", out, err)
 				}
 			}
-			out, err := runCommand(t, tc.in, append(tc.args(sidOf(t, tok)), "-data", s.dir)...)
+			out, err := apptest.RunCommand(t, RunReady, tc.in, append(tc.args(sidOf(t, tok)), "-data", s.Dir)...)
 			if err != nil {
 				t.Fatalf("%v: %v %s", tc.args(""), err, out)
 			}
-			wantSignOut(t, a, protocol.ReasonRevoked, protocol.CloseRevoked)
-			wantSignOut(t, b, protocol.ReasonRevoked, protocol.CloseRevoked)
-			wantEnded(t, s, tok, "revoked")
+			apptest.WantSignOut(t, a, protocol.ReasonRevoked, protocol.CloseRevoked)
+			apptest.WantSignOut(t, b, protocol.ReasonRevoked, protocol.CloseRevoked)
+			apptest.WantEnded(t, s, tok, "revoked")
 		})
 	}
-	if _, err := runCommand(t, "", "session", "revoke", "no-such-session", "-data", s.dir); err == nil {
+	if _, err := apptest.RunCommand(t, RunReady, "", "session", "revoke", "no-such-session", "-data", s.Dir); err == nil {
 		t.Error("session revoke of an unknown id: got success, want an error")
 	}
 }
@@ -116,14 +117,14 @@ func TestCLIEndsSessionsLive(t *testing.T) {
 func TestNamesValidatedAndEscaped(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if _, err := runCommand(t, "", "group", "put", "staff", "-data", dir); err != nil {
+	if _, err := apptest.RunCommand(t, RunReady, "", "group", "put", "staff", "-data", dir); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"", " admin", "Admin", "adm\nin", "a\x1b[31m", "аdmin" /* Cyrillic а */, strings.Repeat("a", 65), "-x"} {
-		if out, err := runCommand(t, "password\n", "user", "add", name, "-group", "staff", "-data", dir); err == nil {
+		if out, err := apptest.RunCommand(t, RunReady, "password\n", "user", "add", name, "-group", "staff", "-data", dir); err == nil {
 			t.Errorf("user add %q: got success %q, want refused", name, out)
 		}
-		if _, err := runCommand(t, "", "group", "put", name, "-data", dir); err == nil {
+		if _, err := apptest.RunCommand(t, RunReady, "", "group", "put", name, "-data", dir); err == nil {
 			t.Errorf("group put %q: got success, want refused", name)
 		}
 	}
@@ -137,7 +138,7 @@ func TestNamesValidatedAndEscaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	out, err := runCommand(t, "", "user", "list", "-data", dir)
+	out, err := apptest.RunCommand(t, RunReady, "", "user", "list", "-data", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func loginFrom(t *testing.T, base, addr, user, pass string) *http.Response {
 	req, _ := http.NewRequest("POST", base+"/api/login", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Forwarded-For", addr)
-	resp, _ := do(t, req)
+	resp, _ := apptest.Do(t, req)
 	return resp
 }
 
@@ -162,14 +163,14 @@ func loginFrom(t *testing.T, base, addr, user, pass string) *http.Response {
 // success never costs anything.
 func TestLoginThrottleKeepsTheCashierIn(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-trusted-proxies", "127.0.0.1")
+	s := apptest.Start(t, RunReady, "-trusted-proxies", "127.0.0.1")
 	const till, attacker = "10.0.0.5", "203.0.113.66"
-	if resp := loginFrom(t, s.base, till, "cashier", "demo"); resp.StatusCode != http.StatusOK {
+	if resp := loginFrom(t, s.Base, till, "cashier", "demo"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("cashier at the till: got %d, want 200", resp.StatusCode)
 	}
 	throttled := false
 	for i := range 40 {
-		resp := loginFrom(t, s.base, attacker, "cashier", "wrong")
+		resp := loginFrom(t, s.Base, attacker, "cashier", "wrong")
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
 		case http.StatusTooManyRequests:
@@ -186,23 +187,23 @@ func TestLoginThrottleKeepsTheCashierIn(t *testing.T) {
 	}
 	// Case variants are the same user, and the till still gets in.
 	for _, name := range []string{"cashier", "CASHIER", "Cashier"} {
-		if resp := loginFrom(t, s.base, till, name, "demo"); resp.StatusCode != http.StatusOK {
+		if resp := loginFrom(t, s.Base, till, name, "demo"); resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s at the till after the attack: got %d, want 200", name, resp.StatusCode)
 		}
 	}
 	// Many successful sign-ins in a row are never throttled.
 	for i := range 12 {
-		if resp := loginFrom(t, s.base, "10.0.0.7", "viewer", "demo"); resp.StatusCode != http.StatusOK {
+		if resp := loginFrom(t, s.Base, "10.0.0.7", "viewer", "demo"); resp.StatusCode != http.StatusOK {
 			t.Fatalf("sign-in %d of a real user: got %d, want 200", i, resp.StatusCode)
 		}
 	}
 	// Without a trusted proxy, X-Forwarded-For is the client's claim and
 	// ignored: the attacker cannot pose as the till.
-	plain := startServer(t)
+	plain := apptest.Start(t, RunReady)
 	for range 40 {
-		loginFrom(t, plain.base, till, "cashier", "wrong")
+		loginFrom(t, plain.Base, till, "cashier", "wrong")
 	}
-	if resp := loginFrom(t, plain.base, "10.9.9.9", "cashier", "wrong"); resp.StatusCode != http.StatusTooManyRequests {
+	if resp := loginFrom(t, plain.Base, "10.9.9.9", "cashier", "wrong"); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("a forged X-Forwarded-For from an untrusted peer: got %d, want 429 (one address)", resp.StatusCode)
 	}
 }
@@ -210,9 +211,9 @@ func TestLoginThrottleKeepsTheCashierIn(t *testing.T) {
 // Informational: bcrypt ignores bytes past 72, so longer is refused.
 func TestLongPasswordRefused(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	resp, body := login(t, s.base, "cashier", "demo"+strings.Repeat("x", 69))
-	if resp.StatusCode != http.StatusBadRequest || decodeError(t, body).Error.Field != "password" {
+	s := apptest.Start(t, RunReady)
+	resp, body := apptest.Login(t, s.Base, "cashier", "demo"+strings.Repeat("x", 69))
+	if resp.StatusCode != http.StatusBadRequest || apptest.DecodeError(t, body).Error.Field != "password" {
 		t.Fatalf("73-byte password: got %d %s, want 400 naming password", resp.StatusCode, body)
 	}
 }
@@ -283,45 +284,45 @@ func TestTLSCookie(t *testing.T) {
 	t.Parallel()
 	t.Run("tls", func(t *testing.T) {
 		cert, key := selfSigned(t, t.TempDir())
-		s := startServer(t, "-tls-cert", cert, "-tls-key", key)
-		resp, body := login(t, s.base, "cashier", "demo")
+		s := apptest.Start(t, RunReady, "-tls-cert", cert, "-tls-key", key)
+		resp, body := apptest.Login(t, s.Base, "cashier", "demo")
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("login over TLS: got %d %s", resp.StatusCode, body)
 		}
 		wantSecureCookie(t, resp)
 		var out struct{ Token string }
 		json.Unmarshal(body, &out)
-		ws := dialSocket(t, s, out.Token, "")
-		if m := readFrame(t, ws); m.Kind != protocol.State {
+		ws := apptest.DialSocket(t, s, out.Token, "")
+		if m := apptest.ReadFrame(t, ws); m.Kind != protocol.State {
 			t.Fatalf("wss: got %v, want a state frame", m.Kind)
 		}
 		// Over HTTPS only the __Host- cookie is read: a bare one (planted
 		// over plain http by a same-site page) is nobody.
-		req, _ := http.NewRequest("GET", s.base+"/api/session", nil)
+		req, _ := http.NewRequest("GET", s.Base+"/api/session", nil)
 		req.AddCookie(&http.Cookie{Name: "idleguard_token", Value: out.Token})
-		if resp, _ := do(t, req); resp.StatusCode != http.StatusUnauthorized {
+		if resp, _ := apptest.Do(t, req); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("bare cookie over HTTPS: got %d, want 401", resp.StatusCode)
 		}
 	})
 	t.Run("trusted proxy", func(t *testing.T) {
-		s := startServer(t, "-trusted-proxies", "127.0.0.1/32")
+		s := apptest.Start(t, RunReady, "-trusted-proxies", "127.0.0.1/32")
 		body, _ := json.Marshal(map[string]string{"username": "cashier", "password": "demo"})
-		req, _ := http.NewRequest("POST", s.base+"/api/login", bytes.NewReader(body))
+		req, _ := http.NewRequest("POST", s.Base+"/api/login", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Forwarded-Proto", "https")
-		resp, b := do(t, req)
+		resp, b := apptest.Do(t, req)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("login through the proxy: got %d %s", resp.StatusCode, b)
 		}
 		wantSecureCookie(t, resp)
 	})
 	t.Run("untrusted header", func(t *testing.T) {
-		s := startServer(t)
+		s := apptest.Start(t, RunReady)
 		body, _ := json.Marshal(map[string]string{"username": "cashier", "password": "demo"})
-		req, _ := http.NewRequest("POST", s.base+"/api/login", bytes.NewReader(body))
+		req, _ := http.NewRequest("POST", s.Base+"/api/login", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Forwarded-Proto", "https")
-		resp, _ := do(t, req)
+		resp, _ := apptest.Do(t, req)
 		if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "idleguard_token=") || resp.Header.Get("Strict-Transport-Security") != "" {
 			t.Errorf("X-Forwarded-Proto from an untrusted peer: got cookie %q HSTS %q, want it ignored",
 				c, resp.Header.Get("Strict-Transport-Security"))
@@ -334,10 +335,10 @@ func TestTLSCookie(t *testing.T) {
 // changes nothing.
 func TestCSRFRefused(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	admin, _ := mustLogin(t, s.base, "admin", "demo")
-	before := getSettings(t, s.base, admin)
-	tok, _ := mustLogin(t, s.base, "cashier", "demo")
+	s := apptest.Start(t, RunReady)
+	admin, _ := apptest.MustLogin(t, s.Base, "admin", "demo")
+	before := apptest.GetSettings(t, s.Base, admin)
+	tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
 	for _, tc := range []struct {
 		name, method, path, body, contentType string
 		header                                map[string]string
@@ -357,7 +358,7 @@ func TestCSRFRefused(t *testing.T) {
 			if tc.method == "PUT" {
 				bearerTok = admin
 			}
-			req, _ := http.NewRequest(tc.method, s.base+tc.path, strings.NewReader(tc.body))
+			req, _ := http.NewRequest(tc.method, s.Base+tc.path, strings.NewReader(tc.body))
 			req.Header.Set("Authorization", "Bearer "+bearerTok)
 			if tc.contentType != "" {
 				req.Header.Set("Content-Type", tc.contentType)
@@ -365,23 +366,23 @@ func TestCSRFRefused(t *testing.T) {
 			for k, v := range tc.header {
 				req.Header.Set(k, v)
 			}
-			if resp, body := do(t, req); resp.StatusCode != tc.want {
+			if resp, body := apptest.Do(t, req); resp.StatusCode != tc.want {
 				t.Fatalf("got %d %s, want %d", resp.StatusCode, body, tc.want)
 			}
 		})
 	}
-	if code, body := sessionStatus(t, s.base, tok); code != http.StatusOK {
+	if code, body := apptest.SessionStatus(t, s.Base, tok); code != http.StatusOK {
 		t.Errorf("cashier after the refused sign-outs: got %d %s, want still signed in", code, body)
 	}
-	if got := getSettings(t, s.base, admin); got != before {
+	if got := apptest.GetSettings(t, s.Base, admin); got != before {
 		t.Errorf("settings after a refused PUT: got %+v, want %+v", got, before)
 	}
 	// The page's own origin is allowed.
-	req, _ := http.NewRequest("POST", s.base+"/api/logout", strings.NewReader("{}"))
+	req, _ := http.NewRequest("POST", s.Base+"/api/logout", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", s.base)
-	if resp, body := do(t, req); resp.StatusCode != http.StatusNoContent {
+	req.Header.Set("Origin", s.Base)
+	if resp, body := apptest.Do(t, req); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("sign-out from the page's own origin: got %d %s, want 204", resp.StatusCode, body)
 	}
 }
@@ -390,15 +391,15 @@ func TestCSRFRefused(t *testing.T) {
 // narrower path by a same-site page) is refused, whichever comes first.
 func TestSeveralSessionCookiesRefused(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	victim, _ := mustLogin(t, s.base, "admin", "demo")
-	attacker, _ := mustLogin(t, s.base, "cashier", "demo")
+	s := apptest.Start(t, RunReady)
+	victim, _ := apptest.MustLogin(t, s.Base, "admin", "demo")
+	attacker, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
 	for _, order := range [][]string{{attacker, victim}, {victim, attacker}} {
-		req, _ := http.NewRequest("GET", s.base+"/api/session", nil)
+		req, _ := http.NewRequest("GET", s.Base+"/api/session", nil)
 		for _, v := range order {
 			req.AddCookie(&http.Cookie{Name: "idleguard_token", Value: v})
 		}
-		resp, body := do(t, req)
+		resp, body := apptest.Do(t, req)
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "more than one") {
 			t.Fatalf("two cookies: got %d %s, want 401 naming the conflict", resp.StatusCode, body)
 		}
@@ -411,19 +412,19 @@ func TestSeveralSessionCookiesRefused(t *testing.T) {
 // is the true one.
 func TestExpiredTokenOfLiveSession(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	setExpiration(t, s.base, 3)
-	tok, cookie := mustLogin(t, s.base, "cashier", "demo")
-	ws := dialSocket(t, s, tok, "")
-	readFrame(t, ws)
+	s := apptest.Start(t, RunReady)
+	apptest.SetExpiration(t, s.Base, 3)
+	tok, cookie := apptest.MustLogin(t, s.Base, "cashier", "demo")
+	ws := apptest.DialSocket(t, s, tok, "")
+	apptest.ReadFrame(t, ws)
 	exp := time.Unix(int64(claimsOf(t, tok)["exp"].(float64)), 0)
 	// Keep the session busy until the first token is well past its exp
 	// (and past the verifier's leeway).
 	for time.Now().Before(exp.Add(6 * time.Second)) {
-		send(t, ws, "activity ago=0")
+		apptest.Send(t, ws, "activity ago=0")
 		time.Sleep(300 * time.Millisecond)
 	}
-	resp, _ := getWithCookie(t, s.base+"/pos", cookie)
+	resp, _ := apptest.GetWithCookie(t, s.Base+"/pos", cookie)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /pos with the expired token of a live session: got %d, want 200", resp.StatusCode)
 	}
@@ -436,25 +437,25 @@ func TestExpiredTokenOfLiveSession(t *testing.T) {
 	if fresh == "" || fresh == tok {
 		t.Fatalf("GET /pos: want a fresh token cookie, got %q", resp.Header.Values("Set-Cookie"))
 	}
-	if code := dialStatus(t, s, bearer(tok)); code != http.StatusSwitchingProtocols {
+	if code := apptest.DialStatus(t, s, apptest.Bearer(tok)); code != http.StatusSwitchingProtocols {
 		t.Fatalf("reconnect with the expired token of a live session: got %d, want 101", code)
 	}
 	// Now let it end: the old token gets the idle reason, not "revoked".
 	ws.Close()
-	ws2 := dialSocket(t, s, fresh, "")
-	wantSignOut(t, ws2, protocol.ReasonIdle, protocol.CloseIdle)
-	wantEnded(t, s, tok, "idle")
+	ws2 := apptest.DialSocket(t, s, fresh, "")
+	apptest.WantSignOut(t, ws2, protocol.ReasonIdle, protocol.CloseIdle)
+	apptest.WantEnded(t, s, tok, "idle")
 }
 
 // Informational: the Authorization scheme is case-insensitive.
 func TestBearerSchemeCaseInsensitive(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	tok, _ := mustLogin(t, s.base, "cashier", "demo")
+	s := apptest.Start(t, RunReady)
+	tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
 	for _, scheme := range []string{"bearer", "BEARER", "Bearer"} {
-		req, _ := http.NewRequest("GET", s.base+"/api/session", nil)
+		req, _ := http.NewRequest("GET", s.Base+"/api/session", nil)
 		req.Header.Set("Authorization", scheme+" "+tok)
-		if resp, body := do(t, req); resp.StatusCode != http.StatusOK {
+		if resp, body := apptest.Do(t, req); resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: got %d %s, want 200", scheme, resp.StatusCode, body)
 		}
 	}
@@ -464,23 +465,23 @@ func TestBearerSchemeCaseInsensitive(t *testing.T) {
 // proxy that reads the first of two keys would see another request).
 func TestDuplicateJSONKeysRefused(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	admin, _ := mustLogin(t, s.base, "admin", "demo")
-	before := getSettings(t, s.base, admin)
+	s := apptest.Start(t, RunReady)
+	admin, _ := apptest.MustLogin(t, s.Base, "admin", "demo")
+	before := apptest.GetSettings(t, s.Base, admin)
 	for _, body := range []string{
 		`{"expiration_seconds":60,"expiration_seconds":120}`,
 		`{"Expiration_Seconds":120}`,
 		`{"EXPIRATION_SECONDS":120}`,
 	} {
-		resp, b := putExpiration(t, s.base, admin, body, "application/json")
+		resp, b := apptest.PutExpiration(t, s.Base, admin, body, "application/json")
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("PUT %s: got %d %s, want 400", body, resp.StatusCode, b)
 		}
 	}
-	if got := getSettings(t, s.base, admin); got != before {
+	if got := apptest.GetSettings(t, s.Base, admin); got != before {
 		t.Errorf("settings after refused bodies: got %+v, want %+v", got, before)
 	}
-	resp, b := request(t, "POST", s.base+"/api/login", "", "application/json",
+	resp, b := apptest.Request(t, "POST", s.Base+"/api/login", "", "application/json",
 		strings.NewReader(`{"username":"cashier","password":"demo","username":"admin"}`))
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("login with a duplicate username: got %d %s, want 400", resp.StatusCode, b)
@@ -491,13 +492,13 @@ func TestDuplicateJSONKeysRefused(t *testing.T) {
 // finding 12 are on every answer.
 func TestReadyAndHeaders(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	resp, body := request(t, "GET", s.base+"/readyz", "", "", nil)
+	s := apptest.Start(t, RunReady)
+	resp, body := apptest.Request(t, "GET", s.Base+"/readyz", "", "", nil)
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
 		t.Fatalf("GET /readyz: got %d %q, want 200 ok", resp.StatusCode, body)
 	}
 	for _, path := range []string{"/login", "/api/session", "/idleguard.js"} {
-		resp, _ := request(t, "GET", s.base+path, "", "", nil)
+		resp, _ := apptest.Request(t, "GET", s.Base+path, "", "", nil)
 		for _, h := range []string{"Content-Security-Policy", "Permissions-Policy", "Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy", "X-Content-Type-Options"} {
 			if resp.Header.Get(h) == "" {
 				t.Errorf("GET %s: no %s header", path, h)
@@ -509,11 +510,11 @@ func TestReadyAndHeaders(t *testing.T) {
 // Finding 13: refusals reach the security log, structured and counted.
 func TestSecurityLog(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	login(t, s.base, "cashier", "wrong")
-	dialStatus(t, s, http.Header{"Origin": {"https://evil.example"}})
-	sessionStatus(t, s.base, "not.a.token")
-	log := s.log.String()
+	s := apptest.Start(t, RunReady)
+	apptest.Login(t, s.Base, "cashier", "wrong")
+	apptest.DialStatus(t, s, http.Header{"Origin": {"https://evil.example"}})
+	apptest.SessionStatus(t, s.Base, "not.a.token")
+	log := s.Log.String()
 	for _, kind := range []string{"login_failed", "origin_refused", "token_invalid"} {
 		if !strings.Contains(log, "kind="+kind) {
 			t.Errorf("security log: no kind=%s line in\n%s", kind, log)

@@ -1,0 +1,101 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"idleguard/server/api"
+	"idleguard/server/clock"
+	"idleguard/server/datadir"
+	"idleguard/server/hub"
+	"idleguard/server/seclog"
+	"idleguard/server/sessions"
+	"idleguard/server/sqlite"
+	"idleguard/server/token"
+	"idleguard/web"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+)
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// openStore creates the data directory (0700, or refuses or tightens an
+// existing one, package datadir) and opens the SQLite file.
+func openStore(ctx context.Context, dir string) (*sqlite.DB, error) {
+	if err := datadir.Ensure(dir); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "idleguard.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return db, nil
+}
+
+// app is the wired program: the store, the sessions service, the hub and
+// the HTTP handler in front of them.
+type app struct {
+	db      *sqlite.DB
+	svc     *sessions.Service
+	hub     *hub.Hub
+	handler http.Handler
+	sec     *seclog.Log
+}
+
+// newApp opens the store and wires everything serve needs; the caller
+// closes a.db. Tests build the same handler with it.
+func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error) {
+	db, err := openStore(ctx, o.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			db.Close()
+		}
+	}()
+	if o.demo {
+		if err := seedDemo(ctx, db); err != nil {
+			return nil, err
+		}
+	}
+	key, err := token.LoadOrCreateKey(o.dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	clk := clock.Real{}
+	sec := seclog.New(log, clk)
+	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: clk.Now})
+	svc, err := sessions.New(ctx, log, clk, db, tokens, sessions.Config{
+		MinExpirationSeconds: o.minExpiration,
+		MaxLifetime:          o.maxLifetime,
+		Security:             sec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := hub.New(log, hub.Config{MaxPerSession: o.maxTabs, Refused: func(sid, why string) {
+		sec.Event(seclog.FrameRefused, slog.String("sid", sessions.ShortID(sid)), slog.String("why", why))
+	}})
+	svc.SetSockets(h)
+	assets, err := web.NewAssets()
+	if err != nil {
+		return nil, fmt.Errorf("web assets: %w", err)
+	}
+	var origins []string
+	for _, s := range strings.Split(o.origins, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			origins = append(origins, s)
+		}
+	}
+	handler := api.NewServer(log, api.Config{AllowedOrigins: origins, TrustedProxies: o.trusted, Security: sec}, svc, h, assets)
+	return &app{db: db, svc: svc, hub: h, handler: handler, sec: sec}, nil
+}
