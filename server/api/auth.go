@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/seclog"
 	"idleguard/server/sessions"
 )
@@ -28,7 +28,7 @@ const (
 // server, not the browser, decides when a session ends (every request
 // checks that the session is alive), and a cookie that expired with its
 // token's exp would sign a live session out on its next reload.
-const cookieLifetime = guard.MaxExpirationSeconds * time.Second
+const cookieLifetime = pos.MaxExpirationSeconds * time.Second
 
 type principalKey struct{}
 
@@ -41,7 +41,7 @@ func principal(r *http.Request) sessions.Principal {
 // errCookieConflict refuses a request carrying more than one session
 // cookie: a same-site page may have planted one with a narrower path, and
 // whichever the browser lists first would win.
-var errCookieConflict = guard.Errorf(guard.EUNAUTHORIZED,
+var errCookieConflict = pos.Errorf(pos.EUNAUTHORIZED,
 	"this request carries more than one idleguard cookie; clear this site's cookies and sign in again")
 
 // tokenFrom reads the token from the Authorization header or the cookie,
@@ -85,14 +85,14 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (sessions.
 		return sessions.Principal{}, err
 	}
 	if t == "" {
-		return sessions.Principal{}, guard.Errorf(guard.EUNAUTHORIZED, "sign in first")
+		return sessions.Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "sign in first")
 	}
 	p, err := s.sessions.Authenticate(r.Context(), t)
 	if err != nil {
 		var ended *sessions.EndedError
-		if !errors.As(err, &ended) && guard.ErrorCode(err) == guard.EUNAUTHORIZED {
+		if !errors.As(err, &ended) && pos.ErrorCode(err) == pos.EUNAUTHORIZED {
 			s.sec.Event(seclog.TokenInvalid, slog.String("addr", s.clientAddr(r)),
-				slog.String("path", r.URL.Path), slog.String("why", guard.ErrorMessage(err)))
+				slog.String("path", r.URL.Path), slog.String("why", pos.ErrorMessage(err)))
 		}
 		return sessions.Principal{}, err
 	}
@@ -119,21 +119,21 @@ func (s *server) signedIn(next http.Handler) http.Handler {
 }
 
 // can lets through only users whose group holds perm.
-func (s *server) can(perm guard.Permission, next http.Handler) http.Handler {
+func (s *server) can(perm pos.Permission, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !principal(r).User.Can(perm) {
-			s.writeError(w, r, guard.Errorf(guard.EFORBIDDEN, "you need the %s permission", permissionName(perm)))
+			s.writeError(w, r, pos.Errorf(pos.EFORBIDDEN, "you need the %s permission", permissionName(perm)))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func permissionName(p guard.Permission) string {
+func permissionName(p pos.Permission) string {
 	switch p {
-	case guard.DeveloperView:
+	case pos.DeveloperView:
 		return "Developer → View"
-	case guard.DeveloperEdit:
+	case pos.DeveloperEdit:
 		return "Developer → Edit"
 	}
 	return string(p)
@@ -141,7 +141,7 @@ func permissionName(p guard.Permission) string {
 
 // pageFor serves a page to a signed-in user holding perm (none if empty);
 // others go to the login page, or get the 403 page.
-func (s *server) pageFor(next http.Handler, perm guard.Permission) http.Handler {
+func (s *server) pageFor(next http.Handler, perm pos.Permission) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(w, r)
 		if err != nil {

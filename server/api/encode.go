@@ -11,7 +11,7 @@ import (
 	"reflect"
 	"strings"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/sessions"
 )
 
@@ -21,17 +21,17 @@ const maxBody = 4 << 10
 // statusFor maps error codes to HTTP statuses, in one place.
 func statusFor(code string) int {
 	switch code {
-	case guard.EINVALID:
+	case pos.EINVALID:
 		return http.StatusBadRequest
-	case guard.EUNAUTHORIZED:
+	case pos.EUNAUTHORIZED:
 		return http.StatusUnauthorized
-	case guard.EFORBIDDEN:
+	case pos.EFORBIDDEN:
 		return http.StatusForbidden
-	case guard.ENOTFOUND:
+	case pos.ENOTFOUND:
 		return http.StatusNotFound
-	case guard.ECONFLICT:
+	case pos.ECONFLICT:
 		return http.StatusConflict
-	case guard.ETOOMANY:
+	case pos.ETOOMANY:
 		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
@@ -52,9 +52,9 @@ type errorDetail struct {
 // writeError answers with err's status and message; an internal error is
 // logged and shown only as "internal error".
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := guard.ErrorCode(err)
-	detail := errorDetail{Code: code, Message: guard.ErrorMessage(err)}
-	var ge *guard.Error
+	code := pos.ErrorCode(err)
+	detail := errorDetail{Code: code, Message: pos.ErrorMessage(err)}
+	var ge *pos.Error
 	if errors.As(err, &ge) {
 		detail.Field = ge.Field
 	}
@@ -62,7 +62,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &ended) {
 		detail.Reason = ended.Reason.String()
 	}
-	if code == guard.EINTERNAL {
+	if code == pos.EINTERNAL {
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, statusFor(code), errorBody{Error: detail})
@@ -90,7 +90,7 @@ func isJSON(r *http.Request) bool {
 func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 	var v T
 	if !isJSON(r) {
-		return v, guard.Invalid("body", "Content-Type must be application/json")
+		return v, pos.Invalid("body", "Content-Type must be application/json")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
@@ -105,7 +105,7 @@ func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 		return v, decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return v, guard.Invalid("body", "the body must hold one JSON object and nothing after it")
+		return v, pos.Invalid("body", "the body must hold one JSON object and nothing after it")
 	}
 	return v, nil
 }
@@ -142,9 +142,9 @@ func exactKeys(body []byte, fields map[string]bool) error {
 		key, _ := t.(string)
 		switch {
 		case !fields[key]:
-			return guard.Invalid("body", "unknown field %q", key)
+			return pos.Invalid("body", "unknown field %q", key)
 		case seen[key]:
-			return guard.Invalid(key, "field %q appears more than once", key)
+			return pos.Invalid(key, "field %q appears more than once", key)
 		}
 		seen[key] = true
 		var skip json.RawMessage
@@ -161,14 +161,14 @@ func decodeError(err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &tooBig):
-		return guard.Invalid("body", "the body must be at most %d bytes", maxBody)
+		return pos.Invalid("body", "the body must be at most %d bytes", maxBody)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return guard.Invalid("body", "the body is not valid JSON")
+		return pos.Invalid("body", "the body is not valid JSON")
 	case errors.As(err, &typ):
-		return guard.Invalid(typ.Field, "%s has the wrong type", typ.Field)
+		return pos.Invalid(typ.Field, "%s has the wrong type", typ.Field)
 	default:
 		// json reports an unknown field as `json: unknown field "x"`.
-		return guard.Invalid("body", "%s", trimJSONPrefix(err))
+		return pos.Invalid("body", "%s", trimJSONPrefix(err))
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/sessions"
 )
 
@@ -37,7 +37,7 @@ func (s *server) handleReady() http.Handler {
 
 func handleAPINotFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: errorDetail{Code: guard.ENOTFOUND, Message: "no such API: " + r.Method + " " + r.URL.Path}})
+		writeJSON(w, http.StatusNotFound, errorBody{Error: errorDetail{Code: pos.ENOTFOUND, Message: "no such API: " + r.Method + " " + r.URL.Path}})
 	})
 }
 
@@ -55,7 +55,7 @@ type userJSON struct {
 	Permissions []string `json:"permissions"`
 }
 
-func toUserJSON(u guard.User) userJSON {
+func toUserJSON(u pos.User) userJSON {
 	perms := make([]string, 0, len(u.Permissions))
 	for _, p := range u.Permissions {
 		perms = append(perms, string(p))
@@ -71,13 +71,13 @@ type loginRequest struct {
 func (req loginRequest) valid() error {
 	switch {
 	case strings.TrimSpace(req.Username) == "":
-		return guard.Invalid("username", "username is required")
+		return pos.Invalid("username", "username is required")
 	case req.Password == "":
-		return guard.Invalid("password", "password is required")
+		return pos.Invalid("password", "password is required")
 	case len(req.Username) > 128:
-		return guard.Invalid("username", "username must be at most 128 bytes")
+		return pos.Invalid("username", "username must be at most 128 bytes")
 	case len(req.Password) > sessions.MaxPasswordLen:
-		return guard.Invalid("password", "password must be at most %d bytes", sessions.MaxPasswordLen)
+		return pos.Invalid("password", "password must be at most %d bytes", sessions.MaxPasswordLen)
 	}
 	return nil
 }
@@ -157,7 +157,7 @@ func (s *server) handleTokenCookie() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok := bearer(r)
 		if tok == "" {
-			s.writeError(w, r, guard.Errorf(guard.EUNAUTHORIZED, "send the renewed token as Authorization: Bearer"))
+			s.writeError(w, r, pos.Errorf(pos.EUNAUTHORIZED, "send the renewed token as Authorization: Bearer"))
 			return
 		}
 		p, err := s.sessions.Authenticate(r.Context(), tok)
@@ -216,7 +216,7 @@ func (s *server) handlePutSettings() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[settingsRequest](w, r)
 		if err != nil {
-			if guard.ErrorCode(err) == guard.EINVALID {
+			if pos.ErrorCode(err) == pos.EINVALID {
 				err = s.expirationError(err)
 			}
 			s.writeError(w, r, err)
@@ -274,7 +274,7 @@ func (s *server) handleChanges() http.Handler {
 func (s *server) expirationError(cause error) error {
 	e := *s.sessions.RangeError()
 	if cause != nil {
-		e.Message = guard.ErrorMessage(cause) + "; " + e.Message
+		e.Message = pos.ErrorMessage(cause) + "; " + e.Message
 	}
 	return &e
 }

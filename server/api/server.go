@@ -13,15 +13,15 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"idleguard/server/guard"
 	"idleguard/server/hub"
+	"idleguard/server/pos"
 	"idleguard/server/seclog"
 	"idleguard/server/sessions"
 )
 
 const (
-	guardDeveloperView = guard.DeveloperView
-	guardDeveloperEdit = guard.DeveloperEdit
+	guardDeveloperView = pos.DeveloperView
+	guardDeveloperEdit = pos.DeveloperEdit
 )
 
 // Config is what the HTTP layer needs to know.
@@ -122,7 +122,7 @@ func (s *server) sameOrigin(next http.Handler) http.Handler {
 		if refuse != "" {
 			s.sec.Event(seclog.CSRFRefused, slog.String("addr", s.clientAddr(r)),
 				slog.String("path", r.URL.Path), slog.String("why", refuse))
-			s.writeError(w, r, guard.Errorf(guard.EFORBIDDEN, "%s", refuse))
+			s.writeError(w, r, pos.Errorf(pos.EFORBIDDEN, "%s", refuse))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -134,7 +134,7 @@ func (s *server) sameOrigin(next http.Handler) http.Handler {
 func (s *server) jsonOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isJSON(r) {
-			s.writeError(w, r, guard.Invalid("body", "Content-Type must be application/json"))
+			s.writeError(w, r, pos.Invalid("body", "Content-Type must be application/json"))
 			return
 		}
 		next.ServeHTTP(w, r)

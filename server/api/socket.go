@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/seclog"
 )
 
@@ -16,7 +16,7 @@ func (s *server) handleSocket() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.checkOrigin(r) {
 			s.sec.Event(seclog.OriginRefused, slog.String("addr", s.clientAddr(r)), slog.String("origin", r.Header.Get("Origin")))
-			s.writeError(w, r, guard.Errorf(guard.EFORBIDDEN, "origin not allowed"))
+			s.writeError(w, r, pos.Errorf(pos.EFORBIDDEN, "origin not allowed"))
 			return
 		}
 		p, err := s.authenticate(w, r)
@@ -25,7 +25,7 @@ func (s *server) handleSocket() http.Handler {
 			return
 		}
 		if !s.hub.Room(p.SessionID) {
-			s.writeError(w, r, guard.Errorf(guard.ETOOMANY, "too many open tabs for this session"))
+			s.writeError(w, r, pos.Errorf(pos.ETOOMANY, "too many open tabs for this session"))
 			return
 		}
 		// A fresh cookie that authenticate set (the old token had expired

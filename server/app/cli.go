@@ -13,15 +13,15 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 	"idleguard/server/sessions"
 )
 
 // Demo groups and users: the seed article's three kinds of user.
-var demoGroups = []guard.Group{
-	{Name: "administrators", Permissions: []guard.Permission{guard.DeveloperView, guard.DeveloperEdit}},
-	{Name: "supervisors", Permissions: []guard.Permission{guard.DeveloperView}},
+var demoGroups = []pos.Group{
+	{Name: "administrators", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}},
+	{Name: "supervisors", Permissions: []pos.Permission{pos.DeveloperView}},
 	{Name: "cashiers"},
 }
 
@@ -35,7 +35,7 @@ const demoPassword = "demo"
 
 // seedDemo adds the demo groups and users once; it leaves existing users
 // (and their passwords) as they are.
-func seedDemo(ctx context.Context, dir guard.Directory) error {
+func seedDemo(ctx context.Context, dir pos.Directory) error {
 	for _, g := range demoGroups {
 		if err := dir.PutGroup(ctx, g); err != nil {
 			return fmt.Errorf("seed demo group %s: %w", g.Name, err)
@@ -45,7 +45,7 @@ func seedDemo(ctx context.Context, dir guard.Directory) error {
 	for _, u := range demoUsers {
 		if _, err := dir.UserByName(ctx, u.name); err == nil {
 			continue
-		} else if guard.ErrorCode(err) != guard.ENOTFOUND {
+		} else if pos.ErrorCode(err) != pos.ENOTFOUND {
 			return fmt.Errorf("seed demo user %s: %w", u.name, err)
 		}
 		if hash == nil {
@@ -54,7 +54,7 @@ func seedDemo(ctx context.Context, dir guard.Directory) error {
 				return fmt.Errorf("seed demo: %w", err)
 			}
 		}
-		if _, err := dir.AddUser(ctx, guard.User{Name: u.name, Group: u.group, PasswordHash: hash}); err != nil {
+		if _, err := dir.AddUser(ctx, pos.User{Name: u.name, Group: u.group, PasswordHash: hash}); err != nil {
 			return fmt.Errorf("seed demo user %s: %w", u.name, err)
 		}
 	}
@@ -94,7 +94,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	perms := fs.String("perm", "", "comma-separated permissions: "+permList())
 	user := fs.String("user", "", "the user whose sessions to list or revoke")
 	// Flags may come before or after the positional names.
-	var pos []string
+	var names []string
 	rest := args[2:]
 	for {
 		if err := fs.Parse(rest); err != nil {
@@ -103,13 +103,13 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		if fs.NArg() == 0 {
 			break
 		}
-		pos = append(pos, fs.Arg(0))
+		names = append(names, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
 	need := func(n int) error {
-		if len(pos) != n {
+		if len(names) != n {
 			fmt.Fprint(stderr, adminUsage)
-			return fmt.Errorf("%s %s takes %d name(s), got %d", what, verb, n, len(pos))
+			return fmt.Errorf("%s %s takes %d name(s), got %d", what, verb, n, len(names))
 		}
 		return nil
 	}
@@ -129,22 +129,22 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		if *group == "" {
 			return errors.New("user add needs -group")
 		}
-		if err := guard.ValidateName("username", pos[0]); err != nil {
-			return errors.New(guard.ErrorMessage(err))
+		if err := pos.ValidateName("username", names[0]); err != nil {
+			return errors.New(pos.ErrorMessage(err))
 		}
 		hash, err := readPasswordHash(stdin)
 		if err != nil {
 			return err
 		}
-		if _, err := db.AddUser(ctx, guard.User{Name: pos[0], Group: *group, PasswordHash: hash}); err != nil {
+		if _, err := db.AddUser(ctx, pos.User{Name: names[0], Group: *group, PasswordHash: hash}); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "added user %s to group %s\n", pos[0], *group)
+		fmt.Fprintf(stdout, "added user %s to group %s\n", names[0], *group)
 	case "user passwd", "user group":
 		if err := need(map[string]int{"passwd": 1, "group": 2}[verb]); err != nil {
 			return err
 		}
-		u, err := db.UserByName(ctx, pos[0])
+		u, err := db.UserByName(ctx, names[0])
 		if err != nil {
 			return err
 		}
@@ -153,7 +153,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 				return err
 			}
 		} else {
-			u.Group = pos[1]
+			u.Group = names[1]
 		}
 		ended, err := db.UpdateUser(ctx, u, now)
 		if err != nil {
@@ -164,11 +164,11 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		if err := need(1); err != nil {
 			return err
 		}
-		ended, err := db.DeleteUser(ctx, pos[0], now)
+		ended, err := db.DeleteUser(ctx, names[0], now)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted user %s; ended %d session(s)\n", printable(pos[0]), len(ended))
+		fmt.Fprintf(stdout, "deleted user %s; ended %d session(s)\n", printable(names[0]), len(ended))
 	case "user list":
 		users, err := db.Users(ctx)
 		if err != nil {
@@ -196,7 +196,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	case "session revoke":
 		var ended []string
 		switch {
-		case *user != "" && len(pos) == 0:
+		case *user != "" && len(names) == 0:
 			u, err := db.UserByName(ctx, *user)
 			if err != nil {
 				return err
@@ -204,18 +204,18 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			if ended, err = db.RevokeUserSessions(ctx, u.ID, now, protocol.ReasonRevoked.String()); err != nil {
 				return err
 			}
-		case *user == "" && len(pos) == 1:
-			s, err := db.Session(ctx, pos[0])
+		case *user == "" && len(names) == 1:
+			s, err := db.Session(ctx, names[0])
 			if err != nil {
 				return err
 			}
 			if s.Revoked {
-				return fmt.Errorf("session %s already ended (%s)", pos[0], s.RevokedReason)
+				return fmt.Errorf("session %s already ended (%s)", names[0], s.RevokedReason)
 			}
-			if err := db.RevokeSession(ctx, pos[0], now, protocol.ReasonRevoked.String()); err != nil {
+			if err := db.RevokeSession(ctx, names[0], now, protocol.ReasonRevoked.String()); err != nil {
 				return err
 			}
-			ended = pos
+			ended = names
 		default:
 			fmt.Fprint(stderr, adminUsage)
 			return errors.New("session revoke takes one SESSION-ID or -user NAME")
@@ -225,18 +225,18 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		if err := need(1); err != nil {
 			return err
 		}
-		if err := guard.ValidateName("group", pos[0]); err != nil {
-			return errors.New(guard.ErrorMessage(err))
+		if err := pos.ValidateName("group", names[0]); err != nil {
+			return errors.New(pos.ErrorMessage(err))
 		}
-		g := guard.Group{Name: pos[0]}
+		g := pos.Group{Name: names[0]}
 		for _, p := range strings.Split(*perms, ",") {
 			if p = strings.TrimSpace(p); p == "" {
 				continue
 			}
-			if !guard.Permission(p).Known() {
+			if !pos.Permission(p).Known() {
 				return fmt.Errorf("unknown permission %q (known: %s)", p, permList())
 			}
-			g.Permissions = append(g.Permissions, guard.Permission(p))
+			g.Permissions = append(g.Permissions, pos.Permission(p))
 		}
 		if err := db.PutGroup(ctx, g); err != nil {
 			return err
@@ -261,7 +261,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 // name rule, quoted with escapes otherwise (names stored before the rule),
 // so that no name can forge a line or send a terminal escape.
 func printable(name string) string {
-	if guard.ValidateName("name", name) == nil {
+	if pos.ValidateName("name", name) == nil {
 		return name
 	}
 	return strconv.QuoteToASCII(name)
@@ -284,9 +284,9 @@ func readPasswordHash(stdin io.Reader) ([]byte, error) {
 	return hash, nil
 }
 
-func permList() string { return joinPerms(guard.KnownPermissions) }
+func permList() string { return joinPerms(pos.KnownPermissions) }
 
-func joinPerms(ps []guard.Permission) string {
+func joinPerms(ps []pos.Permission) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = string(p)

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // options are the server's flags.
@@ -61,8 +61,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if o.minExpiration < 1 || o.minExpiration > guard.MaxExpirationSeconds {
-		return o, fmt.Errorf("-min-expiration must be from 1 to %d seconds", guard.MaxExpirationSeconds)
+	if o.minExpiration < 1 || o.minExpiration > pos.MaxExpirationSeconds {
+		return o, fmt.Errorf("-min-expiration must be from 1 to %d seconds", pos.MaxExpirationSeconds)
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return o, errors.New("-tls-cert and -tls-key go together")

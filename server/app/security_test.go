@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"idleguard/server/guard"
 	"idleguard/server/internal/apptest"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 	"idleguard/server/sqlite"
 )
@@ -134,7 +134,7 @@ func TestNamesValidatedAndEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.AddUser(ctx, guard.User{Name: "evil\nadmin\tadministrators\t\x1b[2J", Group: "staff"}); err != nil {
+	if _, err := db.AddUser(ctx, pos.User{Name: "evil\nadmin\tadministrators\t\x1b[2J", Group: "staff"}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"idleguard/server/clock"
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 )
 
@@ -80,7 +80,7 @@ func (t *Tracker) Len() int {
 // Add starts tracking a session. Times from storage may lack a monotonic
 // reading; they are rebased on the clock. A session already past its
 // deadline is expired at once (through the Notifier, from a timer).
-func (t *Tracker) Add(s guard.Session) Status {
+func (t *Tracker) Add(s pos.Session) Status {
 	now := t.clock.Now()
 	e := &entry{id: s.ID, created: Rebase(now, s.Created), last: Rebase(now, s.LastActivity)}
 	t.mu.Lock()
@@ -202,13 +202,13 @@ func (t *Tracker) Stop() {
 
 // TakeActivity appends the sessions whose last activity moved since the last
 // call, as wall-clock times for storage, and forgets them.
-func (t *Tracker) TakeActivity(buf []guard.Activity) []guard.Activity {
+func (t *Tracker) TakeActivity(buf []pos.Activity) []pos.Activity {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, e := range t.dirty {
 		e.dirty = false
 		if !e.gone {
-			buf = append(buf, guard.Activity{SessionID: e.id, LastActivity: e.last.Round(0)})
+			buf = append(buf, pos.Activity{SessionID: e.id, LastActivity: e.last.Round(0)})
 		}
 	}
 	clear(t.dirty)

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"idleguard/server/clock"
-	"idleguard/server/guard"
 	"idleguard/server/idle"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 )
 
@@ -53,7 +53,7 @@ func newTracker(t *testing.T, exp time.Duration) (*idle.Tracker, *clock.Fake, *r
 func addSession(t *testing.T, tr *idle.Tracker, c *clock.Fake, sid string) {
 	t.Helper()
 	now := c.Now()
-	if st := tr.Add(guard.Session{ID: sid, Created: now, LastActivity: now}); st.Remaining <= 0 {
+	if st := tr.Add(pos.Session{ID: sid, Created: now, LastActivity: now}); st.Remaining <= 0 {
 		t.Fatalf("new session %s has remaining %v", sid, st.Remaining)
 	}
 }
@@ -242,8 +242,8 @@ func TestRestoredSessionsAreRebasedAndExpiredIfPast(t *testing.T) {
 	tr, c, r := newTracker(t, 60*time.Second)
 	now := c.Now()
 	// As read back from storage: wall-clock times, no monotonic reading.
-	tr.Add(guard.Session{ID: "fresh", Created: now.Add(-time.Hour).Round(0), LastActivity: now.Add(-20 * time.Second).Round(0)})
-	tr.Add(guard.Session{ID: "stale", Created: now.Add(-time.Hour).Round(0), LastActivity: now.Add(-61 * time.Second).Round(0)})
+	tr.Add(pos.Session{ID: "fresh", Created: now.Add(-time.Hour).Round(0), LastActivity: now.Add(-20 * time.Second).Round(0)})
+	tr.Add(pos.Session{ID: "stale", Created: now.Add(-time.Hour).Round(0), LastActivity: now.Add(-61 * time.Second).Round(0)})
 	c.Advance(0)
 	wantEvents(t, r, "expire stale idle")
 	st, ok := tr.Status("fresh")
@@ -257,7 +257,7 @@ func TestRestoredSessionsAreRebasedAndExpiredIfPast(t *testing.T) {
 func TestRestoredTimesInTheFutureAreClamped(t *testing.T) {
 	tr, c, r := newTracker(t, 60*time.Second)
 	now := c.Now()
-	tr.Add(guard.Session{ID: "future", Created: now.Add(5 * time.Minute).Round(0), LastActivity: now.Add(10 * time.Minute).Round(0)})
+	tr.Add(pos.Session{ID: "future", Created: now.Add(5 * time.Minute).Round(0), LastActivity: now.Add(10 * time.Minute).Round(0)})
 	st, ok := tr.Status("future")
 	if !ok || st.Remaining != 60*time.Second {
 		t.Fatalf("future: got %v %v, want 60s (clamped to now)", st.Remaining, ok)
@@ -287,7 +287,7 @@ func TestStopDisarmsEveryTimer(t *testing.T) {
 	tr.Touch("a", c.Now())
 	tr.Stop()
 	tr.SetPolicy(idle.Policy{Expiration: time.Hour})
-	tr.Add(guard.Session{ID: "c", Created: c.Now(), LastActivity: c.Now()})
+	tr.Add(pos.Session{ID: "c", Created: c.Now(), LastActivity: c.Now()})
 	c.Advance(24 * time.Hour)
 	wantEvents(t, r)
 	if c.Pending() != 0 {
@@ -317,7 +317,7 @@ func TestTakeActivityCoalesces(t *testing.T) {
 
 func TestTokenRenewalIsDueAboutTwicePerExpiration(t *testing.T) {
 	tr, c, _ := newTracker(t, 60*time.Second)
-	st := tr.Add(guard.Session{ID: "s1", Created: c.Now(), LastActivity: c.Now()})
+	st := tr.Add(pos.Session{ID: "s1", Created: c.Now(), LastActivity: c.Now()})
 	tr.Renewed("s1", st.Deadline)
 	renewals := 0
 	for range 120 { // two minutes of steady input, one report a second
@@ -342,7 +342,7 @@ func BenchmarkTouch(b *testing.B) {
 	ids := make([]string, 10000)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("s%d", i)
-		tr.Add(guard.Session{ID: ids[i], Created: start, LastActivity: start})
+		tr.Add(pos.Session{ID: ids[i], Created: start, LastActivity: start})
 	}
 	b.ReportAllocs()
 	i := 0

@@ -18,9 +18,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"idleguard/server/clock"
-	"idleguard/server/guard"
 	"idleguard/server/hub"
 	"idleguard/server/idle"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 	"idleguard/server/seclog"
 	"idleguard/server/signin"
@@ -58,7 +58,7 @@ var _ Sockets = (*hub.Hub)(nil)
 type Service struct {
 	log     *slog.Logger
 	clock   clock.Clock
-	store   guard.Store
+	store   pos.Store
 	tokens  *token.Issuer
 	sockets Sockets
 	cfg     Config
@@ -67,7 +67,7 @@ type Service struct {
 	// settingsMu serialises setting changes so the store, the cache and
 	// the tracker's policy agree.
 	settingsMu sync.Mutex
-	settings   guard.Settings
+	settings   pos.Settings
 
 	// Idle expiries, and sign-outs whose write failed, are revoked in the
 	// store by the flusher, in batches, and stay here until written.
@@ -81,7 +81,7 @@ type Service struct {
 	// Owned by the flusher (Flush holds flushMu): activity whose write
 	// failed, kept for the next try, and how far the end log has been read.
 	flushMu sync.Mutex
-	unsaved []guard.Activity
+	unsaved []pos.Activity
 	endSeq  int64
 
 	health storeHealth
@@ -95,7 +95,7 @@ type revocation struct {
 
 // New loads the setting and every live session from the store and starts
 // their idle clocks. Call SetSockets before serving and Run to write behind.
-func New(ctx context.Context, log *slog.Logger, c clock.Clock, store guard.Store, tokens *token.Issuer, cfg Config) (*Service, error) {
+func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, tokens *token.Issuer, cfg Config) (*Service, error) {
 	if cfg.FlushEvery <= 0 {
 		cfg.FlushEvery = time.Second
 	}
@@ -153,7 +153,7 @@ func (s *Service) SetSockets(sockets Sockets) { s.sockets = sockets }
 // Tracker exposes the idle clock for status pages and tests.
 func (s *Service) Tracker() *idle.Tracker { return s.tracker }
 
-func (s *Service) policy(st guard.Settings) idle.Policy {
+func (s *Service) policy(st pos.Settings) idle.Policy {
 	return idle.Policy{Expiration: st.Expiration(), MaxLifetime: s.cfg.MaxLifetime}
 }
 
@@ -171,7 +171,7 @@ const hashWait = 3 * time.Second
 
 // SignedIn is the outcome of a sign-in.
 type SignedIn struct {
-	User      guard.User
+	User      pos.User
 	Token     string
 	Claims    token.Claims
 	Remaining time.Duration
@@ -187,7 +187,7 @@ type Credentials struct {
 
 // ThrottledError is the ETOOMANY answer to a sign-in that must wait.
 type ThrottledError struct {
-	Err  *guard.Error
+	Err  *pos.Error
 	Wait time.Duration // until the next attempt may run
 }
 
@@ -200,20 +200,20 @@ func (e *ThrottledError) Unwrap() error { return e.Err }
 // their own till always gets in with the right password (package signin).
 func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 	if len(cr.Password) > MaxPasswordLen {
-		return SignedIn{}, guard.Invalid("password", "password must be at most %d bytes", MaxPasswordLen)
+		return SignedIn{}, pos.Invalid("password", "password must be at most %d bytes", MaxPasswordLen)
 	}
-	name := guard.CanonicalName(cr.Username)
+	name := pos.CanonicalName(cr.Username)
 	// Check reserves this attempt until Failed or Succeeded (an attempt
 	// that never reaches the password check lapses by itself).
 	if wait := s.throttle.Check(name, cr.Addr); wait > 0 {
 		s.sec.Event(seclog.LoginThrottled, slog.String("user", name), slog.String("addr", cr.Addr))
 		secs := int64((wait + time.Second - 1) / time.Second)
-		return SignedIn{}, &ThrottledError{Wait: wait, Err: guard.Errorf(guard.ETOOMANY,
+		return SignedIn{}, &ThrottledError{Wait: wait, Err: pos.Errorf(pos.ETOOMANY,
 			"too many failed sign-ins for this user from here; try again in %d s", secs)}
 	}
 	u, err := s.checkPassword(ctx, name, cr)
 	if err != nil {
-		if guard.ErrorCode(err) == guard.EUNAUTHORIZED {
+		if pos.ErrorCode(err) == pos.EUNAUTHORIZED {
 			s.throttle.Failed(name, cr.Addr)
 			s.sec.Event(seclog.LoginFailed, slog.String("user", name), slog.String("addr", cr.Addr))
 		}
@@ -221,7 +221,7 @@ func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 	}
 	s.throttle.Succeeded(name, cr.Addr)
 	now := s.clock.Now()
-	sess := guard.Session{ID: NewSessionID(), UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
+	sess := pos.Session{ID: NewSessionID(), UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
 	// Stored with wall-clock times; kept in memory with monotonic ones.
 	stored := sess
 	stored.Created, stored.LastActivity = now.Round(0), now.Round(0)
@@ -241,30 +241,30 @@ func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 // checkPassword finds the user (by canonical name, else as typed, for names
 // made before names were lowercase) and compares the password, inside the
 // hashing gate so that a spray cannot take every CPU from real sign-ins.
-func (s *Service) checkPassword(ctx context.Context, name string, cr Credentials) (guard.User, error) {
-	fail := guard.Errorf(guard.EUNAUTHORIZED, "invalid username or password")
+func (s *Service) checkPassword(ctx context.Context, name string, cr Credentials) (pos.User, error) {
+	fail := pos.Errorf(pos.EUNAUTHORIZED, "invalid username or password")
 	u, err := s.store.UserByName(ctx, name)
-	if guard.ErrorCode(err) == guard.ENOTFOUND && name != cr.Username {
+	if pos.ErrorCode(err) == pos.ENOTFOUND && name != cr.Username {
 		u, err = s.store.UserByName(ctx, cr.Username)
 	}
-	if err != nil && guard.ErrorCode(err) != guard.ENOTFOUND {
-		return guard.User{}, fmt.Errorf("sessions: login: %w", err)
+	if err != nil && pos.ErrorCode(err) != pos.ENOTFOUND {
+		return pos.User{}, fmt.Errorf("sessions: login: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, hashWait)
 	defer cancel()
 	leave, gerr := s.hashing.Enter(wctx, s.throttle.Known(name, cr.Addr))
 	if gerr != nil {
 		s.sec.Event(seclog.HashBusy, slog.String("user", name), slog.String("addr", cr.Addr))
-		return guard.User{}, &ThrottledError{Wait: time.Second,
-			Err: guard.Errorf(guard.ETOOMANY, "the server is busy signing others in; try again in a second")}
+		return pos.User{}, &ThrottledError{Wait: time.Second,
+			Err: pos.Errorf(pos.ETOOMANY, "the server is busy signing others in; try again in a second")}
 	}
 	defer leave()
 	if err != nil {
 		bcrypt.CompareHashAndPassword(dummyHash, []byte(cr.Password))
-		return guard.User{}, fail
+		return pos.User{}, fail
 	}
 	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(cr.Password)) != nil {
-		return guard.User{}, fail
+		return pos.User{}, fail
 	}
 	return u, nil
 }
@@ -283,7 +283,7 @@ func (s *Service) JWKS() []byte { return s.tokens.JWKS() }
 
 // Principal is who a valid token speaks for.
 type Principal struct {
-	User      guard.User
+	User      pos.User
 	SessionID string
 	Claims    token.Claims
 	Remaining time.Duration
@@ -311,8 +311,8 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, erro
 	}
 	sess, err := s.store.Session(ctx, claims.SessionID)
 	if err != nil {
-		if guard.ErrorCode(err) == guard.ENOTFOUND {
-			return Principal{}, guard.Errorf(guard.EUNAUTHORIZED, "session not found")
+		if pos.ErrorCode(err) == pos.ENOTFOUND {
+			return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "session not found")
 		}
 		return Principal{}, fmt.Errorf("sessions: authenticate: %w", err)
 	}
@@ -322,13 +322,13 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, erro
 	}
 	u, err := s.store.UserByID(ctx, sess.UserID)
 	if err != nil {
-		if guard.ErrorCode(err) == guard.ENOTFOUND {
-			return Principal{}, guard.Errorf(guard.EUNAUTHORIZED, "user no longer exists")
+		if pos.ErrorCode(err) == pos.ENOTFOUND {
+			return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "user no longer exists")
 		}
 		return Principal{}, fmt.Errorf("sessions: authenticate: %w", err)
 	}
 	if claims.Subject != sess.Username || u.Name != sess.Username {
-		return Principal{}, guard.Errorf(guard.EUNAUTHORIZED, "invalid token")
+		return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "invalid token")
 	}
 	return Principal{User: u, SessionID: claims.SessionID, Claims: claims, Remaining: st.Remaining, Expired: expired}, nil
 }
@@ -337,7 +337,7 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, erro
 func (s *Service) Refresh(p Principal) (string, token.Claims, error) {
 	st, ok := s.tracker.Status(p.SessionID)
 	if !ok {
-		return "", token.Claims{}, guard.Errorf(guard.EUNAUTHORIZED, "session has ended")
+		return "", token.Claims{}, pos.Errorf(pos.EUNAUTHORIZED, "session has ended")
 	}
 	return s.issue(p.User.Name, p.SessionID, st.Deadline)
 }
@@ -345,17 +345,17 @@ func (s *Service) Refresh(p Principal) (string, token.Claims, error) {
 // EndedError is the EUNAUTHORIZED error for a session that is not alive; it
 // carries the sign-out reason when the store knows it.
 type EndedError struct {
-	Err    *guard.Error
+	Err    *pos.Error
 	Reason protocol.Reason
 }
 
 func (e *EndedError) Error() string { return e.Err.Error() }
 
-// Unwrap lets guard.ErrorCode see the EUNAUTHORIZED code.
+// Unwrap lets pos.ErrorCode see the EUNAUTHORIZED code.
 func (e *EndedError) Unwrap() error { return e.Err }
 
 func (s *Service) endedError(ctx context.Context, sid string) error {
-	e := &EndedError{Err: guard.Errorf(guard.EUNAUTHORIZED, "session has ended"), Reason: protocol.ReasonRevoked}
+	e := &EndedError{Err: pos.Errorf(pos.EUNAUTHORIZED, "session has ended"), Reason: protocol.ReasonRevoked}
 	// An expiry not yet written behind knows its reason (idle or
 	// setting_changed); the store would still call the session alive.
 	if r, ok := s.pendingRevocation(sid); ok {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 )
 
 // SettingsView is the JWT tab as the API shows it.
 type SettingsView struct {
-	guard.Settings
+	pos.Settings
 	WarningSeconds       float64
 	MinExpirationSeconds int64
 	MaxExpirationSeconds int64
@@ -24,21 +24,21 @@ func (s *Service) Settings() SettingsView {
 	return s.view(st)
 }
 
-func (s *Service) view(st guard.Settings) SettingsView {
+func (s *Service) view(st pos.Settings) SettingsView {
 	return SettingsView{
 		Settings:             st,
 		WarningSeconds:       s.policy(st).WarnLead().Seconds(),
 		MinExpirationSeconds: s.cfg.MinExpirationSeconds,
-		MaxExpirationSeconds: guard.MaxExpirationSeconds,
+		MaxExpirationSeconds: pos.MaxExpirationSeconds,
 	}
 }
 
 // RangeError is the error for any Expiration Time that is not a whole
 // number in range, so that every bad input reads the same.
-func (s *Service) RangeError() *guard.Error {
-	return guard.Invalid("expiration_seconds",
+func (s *Service) RangeError() *pos.Error {
+	return pos.Invalid("expiration_seconds",
 		"Expiration Time (expiration_seconds) must be a whole number of seconds from %d to %d (1 day = 86400)",
-		s.cfg.MinExpirationSeconds, guard.MaxExpirationSeconds)
+		s.cfg.MinExpirationSeconds, pos.MaxExpirationSeconds)
 }
 
 // UpdateExpiration saves a new Expiration Time and applies it at once to
@@ -46,19 +46,19 @@ func (s *Service) RangeError() *guard.Error {
 // longer than the new time are signed out, open sockets hear their new
 // remaining time. Only a user with Developer Edit may; bad input changes
 // nothing.
-func (s *Service) UpdateExpiration(ctx context.Context, by guard.User, seconds int64) (SettingsView, error) {
-	if !by.Can(guard.DeveloperEdit) {
-		return SettingsView{}, guard.Errorf(guard.EFORBIDDEN, "you need the Developer → Edit permission to save Developer Configuration")
+func (s *Service) UpdateExpiration(ctx context.Context, by pos.User, seconds int64) (SettingsView, error) {
+	if !by.Can(pos.DeveloperEdit) {
+		return SettingsView{}, pos.Errorf(pos.EFORBIDDEN, "you need the Developer → Edit permission to save Developer Configuration")
 	}
-	if seconds < s.cfg.MinExpirationSeconds || seconds > guard.MaxExpirationSeconds {
+	if seconds < s.cfg.MinExpirationSeconds || seconds > pos.MaxExpirationSeconds {
 		return SettingsView{}, s.RangeError()
 	}
 	s.settingsMu.Lock()
 	defer s.settingsMu.Unlock()
 	old := s.settings
 	now := s.clock.Now().Round(0)
-	next := guard.Settings{ExpirationSeconds: seconds, UpdatedBy: by.Name, UpdatedAt: now}
-	change := guard.SettingsChange{At: now, By: by.Name, Old: old.ExpirationSeconds, New: seconds}
+	next := pos.Settings{ExpirationSeconds: seconds, UpdatedBy: by.Name, UpdatedAt: now}
+	change := pos.SettingsChange{At: now, By: by.Name, Old: old.ExpirationSeconds, New: seconds}
 	if err := s.store.SaveSettings(ctx, next, change); err != nil {
 		return SettingsView{}, fmt.Errorf("sessions: save settings: %w", err)
 	}
@@ -70,7 +70,7 @@ func (s *Service) UpdateExpiration(ctx context.Context, by guard.User, seconds i
 }
 
 // Changes returns the newest changes to the Expiration Time first.
-func (s *Service) Changes(ctx context.Context, limit int) ([]guard.SettingsChange, error) {
+func (s *Service) Changes(ctx context.Context, limit int) ([]pos.SettingsChange, error) {
 	c, err := s.store.SettingsChanges(ctx, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: settings changes: %w", err)

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 )
 
@@ -103,8 +103,8 @@ func (s *Service) flushActivity(ctx context.Context) error {
 
 // latestPerSession keeps one entry per session, its latest time: a batch
 // kept over many failed flushes holds each session once.
-func latestPerSession(batch []guard.Activity) []guard.Activity {
-	slices.SortFunc(batch, func(a, b guard.Activity) int {
+func latestPerSession(batch []pos.Activity) []pos.Activity {
+	slices.SortFunc(batch, func(a, b pos.Activity) int {
 		if a.SessionID != b.SessionID {
 			if a.SessionID < b.SessionID {
 				return -1
@@ -113,7 +113,7 @@ func latestPerSession(batch []guard.Activity) []guard.Activity {
 		}
 		return b.LastActivity.Compare(a.LastActivity) // latest first
 	})
-	return slices.CompactFunc(batch, func(a, b guard.Activity) bool { return a.SessionID == b.SessionID })
+	return slices.CompactFunc(batch, func(a, b pos.Activity) bool { return a.SessionID == b.SessionID })
 }
 
 func (s *Service) flushRevocations(ctx context.Context) error {
@@ -127,9 +127,9 @@ func (s *Service) flushRevocations(ctx context.Context) error {
 	}
 	// One transaction for the batch: a second in which thousands of
 	// sessions end must not spend it committing them one by one.
-	batch := make([]guard.Revocation, len(revokes))
+	batch := make([]pos.Revocation, len(revokes))
 	for i, r := range revokes {
-		batch[i] = guard.Revocation{SessionID: r.sid, At: r.at, Reason: r.reason.String()}
+		batch[i] = pos.Revocation{SessionID: r.sid, At: r.at, Reason: r.reason.String()}
 	}
 	if err := s.store.RevokeSessions(ctx, batch); err != nil {
 		return fmt.Errorf("sessions: flush revocations (%d kept for the next try): %w", len(batch), err)

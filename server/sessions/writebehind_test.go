@@ -16,7 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"idleguard/server/clock"
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 	"idleguard/server/sqlite"
 	"idleguard/server/token"
@@ -58,7 +58,7 @@ type faultyStore struct {
 
 var errDiskFull = errors.New("database or disk is full")
 
-func (f *faultyStore) SaveActivity(ctx context.Context, b []guard.Activity) error {
+func (f *faultyStore) SaveActivity(ctx context.Context, b []pos.Activity) error {
 	if f.failing.Load() {
 		return errDiskFull
 	}
@@ -72,7 +72,7 @@ func (f *faultyStore) RevokeSession(ctx context.Context, id string, at time.Time
 	return f.DB.RevokeSession(ctx, id, at, reason)
 }
 
-func (f *faultyStore) RevokeSessions(ctx context.Context, b []guard.Revocation) error {
+func (f *faultyStore) RevokeSessions(ctx context.Context, b []pos.Revocation) error {
 	if f.failing.Load() {
 		return errDiskFull
 	}
@@ -95,11 +95,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	hash, _ := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)
-	if err := db.PutGroup(ctx, guard.Group{Name: "cashiers"}); err != nil {
+	if err := db.PutGroup(ctx, pos.Group{Name: "cashiers"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"cashier", "other"} {
-		if _, err := db.AddUser(ctx, guard.User{Name: name, Group: "cashiers", PasswordHash: hash}); err != nil {
+		if _, err := db.AddUser(ctx, pos.User{Name: name, Group: "cashiers", PasswordHash: hash}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,7 +192,7 @@ func TestSessionEndLogSignsOut(t *testing.T) {
 	if got := f.socks.take(); len(got) != 1 || got[0] != in.Claims.SessionID+" revoked" {
 		t.Fatalf("sign-outs: got %q, want %s revoked", got, in.Claims.SessionID)
 	}
-	if _, err := f.svc.Authenticate(ctx, in.Token); guard.ErrorCode(err) != guard.EUNAUTHORIZED {
+	if _, err := f.svc.Authenticate(ctx, in.Token); pos.ErrorCode(err) != pos.EUNAUTHORIZED {
 		t.Fatalf("Authenticate after revocation: got %v, want 401", err)
 	}
 	if _, err := f.svc.Authenticate(ctx, keep.Token); err != nil {
@@ -214,14 +214,14 @@ func TestDeletedUserTokenRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash, _ := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)
-	u, err := f.store.AddUser(ctx, guard.User{Name: "newadmin", Group: "cashiers", PasswordHash: hash})
+	u, err := f.store.AddUser(ctx, pos.User{Name: "newadmin", Group: "cashiers", PasswordHash: hash})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.ID == in.User.ID {
 		t.Fatalf("new user got the deleted user's id %d", u.ID)
 	}
-	if _, err := f.svc.Authenticate(ctx, in.Token); guard.ErrorCode(err) != guard.EUNAUTHORIZED {
+	if _, err := f.svc.Authenticate(ctx, in.Token); pos.ErrorCode(err) != pos.EUNAUTHORIZED {
 		t.Fatalf("deleted user's token, before the end log is read: got %v, want 401", err)
 	}
 }

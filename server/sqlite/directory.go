@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // PutGroup creates or replaces a group and its permissions.
-func (db *DB) PutGroup(ctx context.Context, g guard.Group) error {
+func (db *DB) PutGroup(ctx context.Context, g pos.Group) error {
 	return db.write(ctx, "put group", func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO groups (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, g.Name); err != nil {
@@ -32,7 +32,7 @@ func (db *DB) PutGroup(ctx context.Context, g guard.Group) error {
 }
 
 // Groups returns every group by name, permissions sorted.
-func (db *DB) Groups(ctx context.Context) ([]guard.Group, error) {
+func (db *DB) Groups(ctx context.Context) ([]pos.Group, error) {
 	rows, err := db.r.QueryContext(ctx, `
 		SELECT g.name, gp.permission
 		FROM groups g LEFT JOIN group_permissions gp ON gp.group_name = g.name
@@ -41,7 +41,7 @@ func (db *DB) Groups(ctx context.Context) ([]guard.Group, error) {
 		return nil, wrap("groups", err)
 	}
 	defer rows.Close()
-	var groups []guard.Group
+	var groups []pos.Group
 	for rows.Next() {
 		var name string
 		var perm sql.NullString
@@ -49,11 +49,11 @@ func (db *DB) Groups(ctx context.Context) ([]guard.Group, error) {
 			return nil, wrap("groups", err)
 		}
 		if len(groups) == 0 || groups[len(groups)-1].Name != name {
-			groups = append(groups, guard.Group{Name: name})
+			groups = append(groups, pos.Group{Name: name})
 		}
 		if perm.Valid {
 			g := &groups[len(groups)-1]
-			g.Permissions = append(g.Permissions, guard.Permission(perm.String))
+			g.Permissions = append(g.Permissions, pos.Permission(perm.String))
 		}
 	}
 	return groups, wrap("groups", rows.Err())
@@ -61,7 +61,7 @@ func (db *DB) Groups(ctx context.Context) ([]guard.Group, error) {
 
 // AddUser creates a user in an existing group and returns it with its ID
 // and permissions.
-func (db *DB) AddUser(ctx context.Context, u guard.User) (guard.User, error) {
+func (db *DB) AddUser(ctx context.Context, u pos.User) (pos.User, error) {
 	err := db.write(ctx, "add user", func(tx *sql.Tx) error {
 		if err := groupExists(ctx, tx, u.Group); err != nil {
 			return err
@@ -76,18 +76,18 @@ func (db *DB) AddUser(ctx context.Context, u guard.User) (guard.User, error) {
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return guard.Errorf(guard.ECONFLICT, "user %q already exists", u.Name)
+			return pos.Errorf(pos.ECONFLICT, "user %q already exists", u.Name)
 		}
 		id, err := res.LastInsertId()
 		if err != nil {
 			return err
 		}
 		users, err := queryUsers(ctx, tx, `u.id = ?`, id)
-		u, err = first(users, err, guard.Errorf(guard.ENOTFOUND, "user %d not found", id))
+		u, err = first(users, err, pos.Errorf(pos.ENOTFOUND, "user %d not found", id))
 		return err
 	})
 	if err != nil {
-		return guard.User{}, err
+		return pos.User{}, err
 	}
 	return u, nil
 }
@@ -95,7 +95,7 @@ func (db *DB) AddUser(ctx context.Context, u guard.User) (guard.User, error) {
 // UpdateUser changes the group and password hash of the user named u.Name
 // and ends the user's live sessions in the same transaction: a session
 // must not keep the permissions or the password it was opened with.
-func (db *DB) UpdateUser(ctx context.Context, u guard.User, at time.Time) (ended []string, err error) {
+func (db *DB) UpdateUser(ctx context.Context, u pos.User, at time.Time) (ended []string, err error) {
 	err = db.write(ctx, "update user", func(tx *sql.Tx) error {
 		if err := groupExists(ctx, tx, u.Group); err != nil {
 			return err
@@ -105,7 +105,7 @@ func (db *DB) UpdateUser(ctx context.Context, u guard.User, at time.Time) (ended
 			`UPDATE users SET group_name = ?, password_hash = ? WHERE name = ? RETURNING id`,
 			u.Group, hash(u.PasswordHash), u.Name).Scan(&id)
 		if err == sql.ErrNoRows {
-			return guard.Errorf(guard.ENOTFOUND, "user %q not found", u.Name)
+			return pos.Errorf(pos.ENOTFOUND, "user %q not found", u.Name)
 		}
 		if err != nil {
 			return err
@@ -127,7 +127,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string, at time.Time) (ended 
 		var id int64
 		err := tx.QueryRowContext(ctx, `DELETE FROM users WHERE name = ? RETURNING id`, name).Scan(&id)
 		if err == sql.ErrNoRows {
-			return guard.Errorf(guard.ENOTFOUND, "user %q not found", name)
+			return pos.Errorf(pos.ENOTFOUND, "user %q not found", name)
 		}
 		if err != nil {
 			return err
@@ -142,21 +142,21 @@ func (db *DB) DeleteUser(ctx context.Context, name string, at time.Time) (ended 
 }
 
 // UserByName returns a user with its group's permissions (ENOTFOUND).
-func (db *DB) UserByName(ctx context.Context, name string) (guard.User, error) {
+func (db *DB) UserByName(ctx context.Context, name string) (pos.User, error) {
 	users, err := queryUsers(ctx, db.r, `u.name = ?`, name)
-	u, err := first(users, err, guard.Errorf(guard.ENOTFOUND, "user %q not found", name))
+	u, err := first(users, err, pos.Errorf(pos.ENOTFOUND, "user %q not found", name))
 	return u, wrap("user by name", err)
 }
 
 // UserByID returns a user with its group's permissions (ENOTFOUND).
-func (db *DB) UserByID(ctx context.Context, id int64) (guard.User, error) {
+func (db *DB) UserByID(ctx context.Context, id int64) (pos.User, error) {
 	users, err := queryUsers(ctx, db.r, `u.id = ?`, id)
-	u, err := first(users, err, guard.Errorf(guard.ENOTFOUND, "user %d not found", id))
+	u, err := first(users, err, pos.Errorf(pos.ENOTFOUND, "user %d not found", id))
 	return u, wrap("user by id", err)
 }
 
 // Users returns every user by name, with permissions.
-func (db *DB) Users(ctx context.Context) ([]guard.User, error) {
+func (db *DB) Users(ctx context.Context) ([]pos.User, error) {
 	users, err := queryUsers(ctx, db.r, `1`)
 	return users, wrap("users", err)
 }
@@ -168,19 +168,19 @@ type querier interface {
 }
 
 // first is the one user a lookup found, or notFound.
-func first(users []guard.User, err error, notFound *guard.Error) (guard.User, error) {
+func first(users []pos.User, err error, notFound *pos.Error) (pos.User, error) {
 	if err != nil {
-		return guard.User{}, err
+		return pos.User{}, err
 	}
 	if len(users) == 0 {
-		return guard.User{}, notFound
+		return pos.User{}, notFound
 	}
 	return users[0], nil
 }
 
 // queryUsers reads users and their permissions in one statement, so that a
 // concurrent PutGroup cannot pair a user with another version of its group.
-func queryUsers(ctx context.Context, q querier, where string, args ...any) ([]guard.User, error) {
+func queryUsers(ctx context.Context, q querier, where string, args ...any) ([]pos.User, error) {
 	rows, err := q.QueryContext(ctx, `
 		SELECT u.id, u.name, u.group_name, u.password_hash, gp.permission
 		FROM users u LEFT JOIN group_permissions gp ON gp.group_name = u.group_name
@@ -190,9 +190,9 @@ func queryUsers(ctx context.Context, q querier, where string, args ...any) ([]gu
 		return nil, err
 	}
 	defer rows.Close()
-	var users []guard.User
+	var users []pos.User
 	for rows.Next() {
-		var u guard.User
+		var u pos.User
 		var perm sql.NullString
 		if err := rows.Scan(&u.ID, &u.Name, &u.Group, &u.PasswordHash, &perm); err != nil {
 			return nil, err
@@ -202,7 +202,7 @@ func queryUsers(ctx context.Context, q querier, where string, args ...any) ([]gu
 		}
 		if perm.Valid {
 			last := &users[len(users)-1]
-			last.Permissions = append(last.Permissions, guard.Permission(perm.String))
+			last.Permissions = append(last.Permissions, pos.Permission(perm.String))
 		}
 	}
 	return users, rows.Err()
@@ -212,7 +212,7 @@ func groupExists(ctx context.Context, tx *sql.Tx, name string) error {
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM groups WHERE name = ?`, name).Scan(&one)
 	if err == sql.ErrNoRows {
-		return guard.Errorf(guard.ENOTFOUND, "group %q not found", name)
+		return pos.Errorf(pos.ENOTFOUND, "group %q not found", name)
 	}
 	return err
 }

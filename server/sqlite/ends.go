@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 )
 
@@ -84,7 +84,7 @@ func (db *DB) RevokeSession(ctx context.Context, id string, at time.Time, reason
 		var one int
 		err = tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one)
 		if err == sql.ErrNoRows {
-			return guard.Errorf(guard.ENOTFOUND, "session %q not found", id)
+			return pos.Errorf(pos.ENOTFOUND, "session %q not found", id)
 		}
 		return err
 	})
@@ -122,7 +122,7 @@ func (db *DB) RevokeOrphanSessions(ctx context.Context, at time.Time) (int, erro
 // SessionEnds returns the log's entries after seq, oldest first, at most
 // limit; none when limit is not positive. Seqs only grow, and one writer
 // commits at a time, so an entry never appears behind one already read.
-func (db *DB) SessionEnds(ctx context.Context, after int64, limit int) ([]guard.SessionEnd, error) {
+func (db *DB) SessionEnds(ctx context.Context, after int64, limit int) ([]pos.SessionEnd, error) {
 	if limit <= 0 {
 		return nil, nil // SQLite reads LIMIT -1 as "no limit"
 	}
@@ -133,9 +133,9 @@ func (db *DB) SessionEnds(ctx context.Context, after int64, limit int) ([]guard.
 		return nil, wrap("session ends", err)
 	}
 	defer rows.Close()
-	var ends []guard.SessionEnd
+	var ends []pos.SessionEnd
 	for rows.Next() {
-		var e guard.SessionEnd
+		var e pos.SessionEnd
 		if err := rows.Scan(&e.Seq, &e.SessionID, &e.Reason); err != nil {
 			return nil, wrap("session ends", err)
 		}

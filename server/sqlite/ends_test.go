@@ -6,20 +6,20 @@ import (
 	"strings"
 	"testing"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // mustCreateSessions creates live sessions of a user, all at t0.
-func mustCreateSessions(tb testing.TB, db *DB, u guard.User, ids ...string) {
+func mustCreateSessions(tb testing.TB, db *DB, u pos.User, ids ...string) {
 	tb.Helper()
 	for _, id := range ids {
 		mustNoErr(tb, db.CreateSession(context.Background(),
-			guard.Session{ID: id, UserID: u.ID, Username: u.Name, Created: t0, LastActivity: t0}))
+			pos.Session{ID: id, UserID: u.ID, Username: u.Name, Created: t0, LastActivity: t0}))
 	}
 }
 
 // mustSessionEnds reads the whole session end log after seq.
-func mustSessionEnds(tb testing.TB, db *DB, after int64) []guard.SessionEnd {
+func mustSessionEnds(tb testing.TB, db *DB, after int64) []pos.SessionEnd {
 	tb.Helper()
 	ends, err := db.SessionEnds(context.Background(), after, 1000)
 	mustNoErr(tb, err)
@@ -27,7 +27,7 @@ func mustSessionEnds(tb testing.TB, db *DB, after int64) []guard.SessionEnd {
 }
 
 // endIDs is each entry's session ID and reason, "id:reason".
-func endIDs(ends []guard.SessionEnd) []string {
+func endIDs(ends []pos.SessionEnd) []string {
 	var got []string
 	for _, e := range ends {
 		got = append(got, e.SessionID+":"+e.Reason)
@@ -66,7 +66,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		mustNoErr(t, db.RevokeSession(ctx, "a3", at(5), "signed_out"))
 		before := mustSessionEnds(t, db, 0)
 
-		ended, err := db.UpdateUser(ctx, guard.User{Name: "admin", Group: "cashiers", PasswordHash: []byte("new")}, at(50))
+		ended, err := db.UpdateUser(ctx, pos.User{Name: "admin", Group: "cashiers", PasswordHash: []byte("new")}, at(50))
 		mustNoErr(t, err)
 		if want := []string{"a1", "a2"}; !reflect.DeepEqual(ended, want) {
 			t.Errorf("UpdateUser ended: got %v, want %v", ended, want)
@@ -81,7 +81,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		}
 
 		// No live session left: the update succeeds and ends nothing.
-		ended, err = db.UpdateUser(ctx, guard.User{Name: "admin", Group: "developers"}, at(60))
+		ended, err = db.UpdateUser(ctx, pos.User{Name: "admin", Group: "developers"}, at(60))
 		mustNoErr(t, err)
 		if len(ended) != 0 {
 			t.Errorf("second UpdateUser ended: got %v, want none", ended)
@@ -92,9 +92,9 @@ func TestUserChangesEndSessions(t *testing.T) {
 		db := MustOpenDB(t)
 		admin, _ := seed(t, db)
 		mustCreateSessions(t, db, admin, "a1")
-		for _, u := range []guard.User{{Name: "admin", Group: "ghosts"}, {Name: "nobody", Group: "cashiers"}} {
+		for _, u := range []pos.User{{Name: "admin", Group: "ghosts"}, {Name: "nobody", Group: "cashiers"}} {
 			ended, err := db.UpdateUser(ctx, u, at(50))
-			wantCode(t, err, guard.ENOTFOUND)
+			wantCode(t, err, pos.ENOTFOUND)
 			if ended != nil {
 				t.Errorf("UpdateUser(%+v) ended: got %v, want nil", u, ended)
 			}
@@ -127,7 +127,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 			t.Errorf("session end log: got %v, want %v", got, want)
 		}
 		ended, err = db.DeleteUser(ctx, "clerk", at(80))
-		wantCode(t, err, guard.ENOTFOUND)
+		wantCode(t, err, pos.ENOTFOUND)
 		if ended != nil {
 			t.Errorf("second DeleteUser ended: got %v, want nil", ended)
 		}
@@ -141,7 +141,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		mustCreateSessions(t, db, clerk, "c1")
 		_, err := db.DeleteUser(ctx, "clerk", at(1))
 		mustNoErr(t, err)
-		next, err := db.AddUser(ctx, guard.User{Name: "next", Group: "cashiers"})
+		next, err := db.AddUser(ctx, pos.User{Name: "next", Group: "cashiers"})
 		mustNoErr(t, err)
 		if next.ID <= clerk.ID {
 			t.Errorf("next user's ID: got %d, want above the deleted clerk's %d", next.ID, clerk.ID)
@@ -171,7 +171,7 @@ func TestSessionEndLog(t *testing.T) {
 		mustNoErr(t, db.RevokeSession(ctx, "a1", at(1), "signed_out"))
 		mustNoErr(t, db.RevokeSession(ctx, "a1", at(2), "revoked")) // already ended: not logged again
 		// The idle clock's batch is not logged: the server that wrote it knows.
-		mustNoErr(t, db.RevokeSessions(ctx, []guard.Revocation{{SessionID: "idle1", At: at(3), Reason: "idle"}}))
+		mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{{SessionID: "idle1", At: at(3), Reason: "idle"}}))
 		ended, err := db.RevokeUserSessions(ctx, clerk.ID, at(4), "revoked")
 		mustNoErr(t, err)
 		if want := []string{"c1", "c2"}; !reflect.DeepEqual(ended, want) {
@@ -256,9 +256,9 @@ func TestRevokeOrphanSessions(t *testing.T) {
 	mustCreateSessions(t, db, admin, "admin-live")
 	// What older code left behind: a session of a user since deleted, one
 	// whose id passed to another user, and an orphan already ended.
-	mustCreateSessions(t, db, guard.User{ID: 99, Name: "ghost"}, "ghost-live", "ghost-ended")
-	mustCreateSessions(t, db, guard.User{ID: clerk.ID, Name: "oldclerk"}, "inherited")
-	mustNoErr(t, db.RevokeSessions(ctx, []guard.Revocation{{SessionID: "ghost-ended", At: at(1), Reason: "idle"}}))
+	mustCreateSessions(t, db, pos.User{ID: 99, Name: "ghost"}, "ghost-live", "ghost-ended")
+	mustCreateSessions(t, db, pos.User{ID: clerk.ID, Name: "oldclerk"}, "inherited")
+	mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{{SessionID: "ghost-ended", At: at(1), Reason: "idle"}}))
 
 	n, err := db.RevokeOrphanSessions(ctx, at(10))
 	mustNoErr(t, err)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // mustOpenVersion1 makes a database file as the first release did, with
@@ -57,8 +57,8 @@ func TestUpgradeKeepsUserIDsUnique(t *testing.T) {
 	t.Run("NothingLost", func(t *testing.T) {
 		users, err := db.Users(ctx)
 		mustNoErr(t, err)
-		want := []guard.User{
-			{ID: 1, Name: "admin", Group: "developers", PasswordHash: []byte("hash-admin"), Permissions: []guard.Permission{guard.DeveloperView}},
+		want := []pos.User{
+			{ID: 1, Name: "admin", Group: "developers", PasswordHash: []byte("hash-admin"), Permissions: []pos.Permission{pos.DeveloperView}},
 			{ID: 2, Name: "clerk", Group: "cashiers", PasswordHash: []byte("hash-clerk")},
 		}
 		if !reflect.DeepEqual(users, want) {
@@ -89,7 +89,7 @@ func TestUpgradeKeepsUserIDsUnique(t *testing.T) {
 	})
 
 	t.Run("NextIDIsFresh", func(t *testing.T) {
-		carol, err := db.AddUser(ctx, guard.User{Name: "carol", Group: "cashiers"})
+		carol, err := db.AddUser(ctx, pos.User{Name: "carol", Group: "cashiers"})
 		mustNoErr(t, err)
 		// 3 is bob's, whom a session still names, though he is gone.
 		if carol.ID != 4 {
@@ -97,7 +97,7 @@ func TestUpgradeKeepsUserIDsUnique(t *testing.T) {
 		}
 		_, err = db.DeleteUser(ctx, "carol", at(1))
 		mustNoErr(t, err)
-		dave, err := db.AddUser(ctx, guard.User{Name: "dave", Group: "cashiers"})
+		dave, err := db.AddUser(ctx, pos.User{Name: "dave", Group: "cashiers"})
 		mustNoErr(t, err)
 		if dave.ID != 5 {
 			t.Errorf("dave's ID after carol (4, newest) was deleted: got %d, want 5", dave.ID)
@@ -126,8 +126,8 @@ func TestUpgradeOfEmptyVersion1(t *testing.T) {
 	old := mustOpenVersion1(t, path)
 	mustNoErr(t, old.Close())
 	db := mustOpenPath(t, path)
-	mustNoErr(t, db.PutGroup(ctx, guard.Group{Name: "g"}))
-	u, err := db.AddUser(ctx, guard.User{Name: "first", Group: "g"})
+	mustNoErr(t, db.PutGroup(ctx, pos.Group{Name: "g"}))
+	u, err := db.AddUser(ctx, pos.User{Name: "first", Group: "g"})
 	mustNoErr(t, err)
 	if u.ID != 1 {
 		t.Errorf("first ID: got %d, want 1", u.ID)

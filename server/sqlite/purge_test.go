@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // mustInsertEnded writes n sessions ended at endedAt, and as many session
@@ -135,7 +135,7 @@ func TestPurgeInBatches(t *testing.T) {
 			default:
 			}
 		}
-		mustNoErr(t, db.SaveActivity(ctx, []guard.Activity{{SessionID: "live1", LastActivity: at(1)}}))
+		mustNoErr(t, db.SaveActivity(ctx, []pos.Activity{{SessionID: "live1", LastActivity: at(1)}}))
 		if left := countEnded(t, db); left <= 7 {
 			t.Errorf("ended sessions left when a write queued mid-purge committed: got %d, want the purge still going", left)
 		}

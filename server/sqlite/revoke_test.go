@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 func TestRevokeSessions(t *testing.T) {
@@ -12,10 +12,10 @@ func TestRevokeSessions(t *testing.T) {
 	db := MustOpenDB(t)
 	seed(t, db)
 	for _, id := range []string{"a", "b", "c"} {
-		mustNoErr(t, db.CreateSession(ctx, guard.Session{ID: id, UserID: 1, Username: "admin", Created: at(0), LastActivity: at(0)}))
+		mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: id, UserID: 1, Username: "admin", Created: at(0), LastActivity: at(0)}))
 	}
 	mustNoErr(t, db.RevokeSession(ctx, "c", at(5), "signed_out"))
-	mustNoErr(t, db.RevokeSessions(ctx, []guard.Revocation{
+	mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{
 		{SessionID: "a", At: at(10), Reason: "idle"},
 		{SessionID: "unknown", At: at(10), Reason: "idle"},
 		{SessionID: "c", At: at(10), Reason: "idle"},

@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // CreateSession stores a new session; ECONFLICT if its ID is taken.
-func (db *DB) CreateSession(ctx context.Context, s guard.Session) error {
+func (db *DB) CreateSession(ctx context.Context, s pos.Session) error {
 	var revokedAt any // NULL until revoked
 	if s.Revoked {
 		revokedAt = millis(s.RevokedAt)
@@ -28,7 +28,7 @@ func (db *DB) CreateSession(ctx context.Context, s guard.Session) error {
 		return wrap("create session", err)
 	}
 	if n == 0 {
-		return guard.Errorf(guard.ECONFLICT, "session %q already exists", s.ID)
+		return pos.Errorf(pos.ECONFLICT, "session %q already exists", s.ID)
 	}
 	return nil
 }
@@ -36,24 +36,24 @@ func (db *DB) CreateSession(ctx context.Context, s guard.Session) error {
 const sessionColumns = `id, user_id, username, created, last_activity, revoked, revoked_at, revoked_reason`
 
 // Session returns one session, revoked or not (ENOTFOUND).
-func (db *DB) Session(ctx context.Context, id string) (guard.Session, error) {
+func (db *DB) Session(ctx context.Context, id string) (pos.Session, error) {
 	s, err := scanSession(db.r.QueryRowContext(ctx,
 		`SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
 	if err == sql.ErrNoRows {
-		return guard.Session{}, guard.Errorf(guard.ENOTFOUND, "session %q not found", id)
+		return pos.Session{}, pos.Errorf(pos.ENOTFOUND, "session %q not found", id)
 	}
 	return s, wrap("session", err)
 }
 
 // LiveSessions returns every session not revoked, oldest first.
-func (db *DB) LiveSessions(ctx context.Context) ([]guard.Session, error) {
+func (db *DB) LiveSessions(ctx context.Context) ([]pos.Session, error) {
 	rows, err := db.r.QueryContext(ctx,
 		`SELECT `+sessionColumns+` FROM sessions WHERE revoked = 0 ORDER BY created, id`)
 	if err != nil {
 		return nil, wrap("live sessions", err)
 	}
 	defer rows.Close()
-	var sessions []guard.Session
+	var sessions []pos.Session
 	for rows.Next() {
 		s, err := scanSession(rows)
 		if err != nil {
@@ -68,7 +68,7 @@ func (db *DB) LiveSessions(ctx context.Context) ([]guard.Session, error) {
 // fsync for the batch instead of one per session. max() keeps a late,
 // older write from moving a time backwards; revoked sessions keep the
 // activity they ended with. Unknown IDs are skipped.
-func (db *DB) SaveActivity(ctx context.Context, batch []guard.Activity) error {
+func (db *DB) SaveActivity(ctx context.Context, batch []pos.Activity) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -96,7 +96,7 @@ const revokeSQL = `UPDATE sessions SET revoked = 1, revoked_at = ?, revoked_reas
 // for the batch, as 5,000 sessions reaching their deadline in the same
 // second would otherwise cost 5,000 commits while their sockets are being
 // signed out.
-func (db *DB) RevokeSessions(ctx context.Context, batch []guard.Revocation) error {
+func (db *DB) RevokeSessions(ctx context.Context, batch []pos.Revocation) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -180,13 +180,13 @@ func (db *DB) purgeBatch(ctx context.Context, op, query string, cutoff int64) (i
 // scanner is what *sql.Row and *sql.Rows share.
 type scanner interface{ Scan(dest ...any) error }
 
-func scanSession(row scanner) (guard.Session, error) {
-	var s guard.Session
+func scanSession(row scanner) (pos.Session, error) {
+	var s pos.Session
 	var created, last int64
 	var revokedAt sql.NullInt64
 	if err := row.Scan(&s.ID, &s.UserID, &s.Username, &created, &last,
 		&s.Revoked, &revokedAt, &s.RevokedReason); err != nil {
-		return guard.Session{}, err
+		return pos.Session{}, err
 	}
 	s.Created = fromMillis(created)
 	s.LastActivity = fromMillis(last)

@@ -4,22 +4,22 @@ import (
 	"context"
 	"database/sql"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
-// Settings returns the saved setting, or guard.DefaultSettings before the
+// Settings returns the saved setting, or pos.DefaultSettings before the
 // first save.
-func (db *DB) Settings(ctx context.Context) (guard.Settings, error) {
-	var s guard.Settings
+func (db *DB) Settings(ctx context.Context) (pos.Settings, error) {
+	var s pos.Settings
 	var at int64
 	err := db.r.QueryRowContext(ctx,
 		`SELECT expiration_seconds, updated_by, updated_at FROM settings WHERE id = 1`).
 		Scan(&s.ExpirationSeconds, &s.UpdatedBy, &at)
 	if err == sql.ErrNoRows {
-		return guard.DefaultSettings(), nil
+		return pos.DefaultSettings(), nil
 	}
 	if err != nil {
-		return guard.Settings{}, wrap("settings", err)
+		return pos.Settings{}, wrap("settings", err)
 	}
 	s.UpdatedAt = fromMillis(at)
 	return s, nil
@@ -27,7 +27,7 @@ func (db *DB) Settings(ctx context.Context) (guard.Settings, error) {
 
 // SaveSettings stores s and records c in one transaction, so the change
 // record can never disagree with the setting.
-func (db *DB) SaveSettings(ctx context.Context, s guard.Settings, c guard.SettingsChange) error {
+func (db *DB) SaveSettings(ctx context.Context, s pos.Settings, c pos.SettingsChange) error {
 	return db.write(ctx, "save settings", func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO settings (id, expiration_seconds, updated_by, updated_at) VALUES (1, ?, ?, ?)
@@ -47,7 +47,7 @@ func (db *DB) SaveSettings(ctx context.Context, s guard.Settings, c guard.Settin
 
 // SettingsChanges returns at most limit changes, newest first; none when
 // limit is not positive.
-func (db *DB) SettingsChanges(ctx context.Context, limit int) ([]guard.SettingsChange, error) {
+func (db *DB) SettingsChanges(ctx context.Context, limit int) ([]pos.SettingsChange, error) {
 	if limit <= 0 {
 		return nil, nil // SQLite reads LIMIT -1 as "no limit"
 	}
@@ -58,9 +58,9 @@ func (db *DB) SettingsChanges(ctx context.Context, limit int) ([]guard.SettingsC
 		return nil, wrap("settings changes", err)
 	}
 	defer rows.Close()
-	var changes []guard.SettingsChange
+	var changes []pos.SettingsChange
 	for rows.Next() {
-		var c guard.SettingsChange
+		var c pos.SettingsChange
 		var at int64
 		if err := rows.Scan(&at, &c.By, &c.Old, &c.New); err != nil {
 			return nil, wrap("settings changes", err)

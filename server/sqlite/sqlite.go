@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"idleguard/server/datadir"
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// DB is a guard.Store on a SQLite file.
+// DB is a pos.Store on a SQLite file.
 //
 // Writes go through w, a pool of exactly one connection whose transactions
 // begin IMMEDIATE: in this process writers queue on the pool (honouring
@@ -34,7 +34,7 @@ type DB struct {
 	r *sql.DB
 }
 
-var _ guard.Store = (*DB)(nil)
+var _ pos.Store = (*DB)(nil)
 
 // busyTimeout is how long a connection waits for another process's lock.
 const busyTimeout = 5 * time.Second
@@ -169,7 +169,7 @@ func migrate(ctx context.Context, w *sql.DB) error {
 }
 
 // write runs fn in a write transaction and wraps its error with op, leaving
-// a *guard.Error as it is.
+// a *pos.Error as it is.
 func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -185,9 +185,9 @@ func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) e
 	return nil
 }
 
-// wrap gives err context unless it is an *guard.Error meant for the caller.
+// wrap gives err context unless it is an *pos.Error meant for the caller.
 func wrap(op string, err error) error {
-	var e *guard.Error
+	var e *pos.Error
 	if err == nil || errors.As(err, &e) {
 		return err
 	}

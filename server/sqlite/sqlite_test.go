@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // MustOpenDB opens a new database file in a temporary directory and closes
@@ -50,21 +50,21 @@ func mustNoErr(tb testing.TB, err error) {
 
 func wantCode(tb testing.TB, err error, code string) {
 	tb.Helper()
-	if got := guard.ErrorCode(err); got != code {
+	if got := pos.ErrorCode(err); got != code {
 		tb.Fatalf("error code: got %q (%v), want %q", got, err, code)
 	}
 }
 
 // seed creates two groups and two users.
-func seed(tb testing.TB, db *DB) (admin, clerk guard.User) {
+func seed(tb testing.TB, db *DB) (admin, clerk pos.User) {
 	tb.Helper()
 	ctx := context.Background()
-	mustNoErr(tb, db.PutGroup(ctx, guard.Group{Name: "developers",
-		Permissions: []guard.Permission{guard.DeveloperEdit, guard.DeveloperView}}))
-	mustNoErr(tb, db.PutGroup(ctx, guard.Group{Name: "cashiers"}))
-	admin, err := db.AddUser(ctx, guard.User{Name: "admin", Group: "developers", PasswordHash: []byte("h1")})
+	mustNoErr(tb, db.PutGroup(ctx, pos.Group{Name: "developers",
+		Permissions: []pos.Permission{pos.DeveloperEdit, pos.DeveloperView}}))
+	mustNoErr(tb, db.PutGroup(ctx, pos.Group{Name: "cashiers"}))
+	admin, err := db.AddUser(ctx, pos.User{Name: "admin", Group: "developers", PasswordHash: []byte("h1")})
 	mustNoErr(tb, err)
-	clerk, err = db.AddUser(ctx, guard.User{Name: "clerk", Group: "cashiers", PasswordHash: []byte("h2")})
+	clerk, err = db.AddUser(ctx, pos.User{Name: "clerk", Group: "cashiers", PasswordHash: []byte("h2")})
 	mustNoErr(tb, err)
 	return admin, clerk
 }
@@ -147,8 +147,8 @@ func TestOpen(t *testing.T) {
 		if err == nil {
 			t.Fatal("got nil error, want one")
 		}
-		if got := guard.ErrorCode(err); got != guard.EINTERNAL {
-			t.Errorf("error code: got %q, want %q", got, guard.EINTERNAL)
+		if got := pos.ErrorCode(err); got != pos.EINTERNAL {
+			t.Errorf("error code: got %q, want %q", got, pos.EINTERNAL)
 		}
 	})
 
@@ -172,8 +172,8 @@ func TestDirectory(t *testing.T) {
 		if admin.ID == 0 || clerk.ID == 0 || admin.ID == clerk.ID {
 			t.Fatalf("IDs: got %d and %d, want two distinct non-zero", admin.ID, clerk.ID)
 		}
-		want := guard.User{ID: admin.ID, Name: "admin", Group: "developers", PasswordHash: []byte("h1"),
-			Permissions: []guard.Permission{guard.DeveloperEdit, guard.DeveloperView}}
+		want := pos.User{ID: admin.ID, Name: "admin", Group: "developers", PasswordHash: []byte("h1"),
+			Permissions: []pos.Permission{pos.DeveloperEdit, pos.DeveloperView}}
 		if !reflect.DeepEqual(admin, want) {
 			t.Errorf("AddUser: got %+v, want %+v", admin, want)
 		}
@@ -187,7 +187,7 @@ func TestDirectory(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("UserByID: got %+v, want %+v", got, want)
 		}
-		if !got.Can(guard.DeveloperEdit) {
+		if !got.Can(pos.DeveloperEdit) {
 			t.Errorf("Can(DeveloperEdit): got false, want true")
 		}
 		got, err = db.UserByName(ctx, "clerk")
@@ -201,23 +201,23 @@ func TestDirectory(t *testing.T) {
 		db := MustOpenDB(t)
 		seed(t, db)
 		_, err := db.UserByName(ctx, "nobody")
-		wantCode(t, err, guard.ENOTFOUND)
+		wantCode(t, err, pos.ENOTFOUND)
 		_, err = db.UserByID(ctx, 999)
-		wantCode(t, err, guard.ENOTFOUND)
-		_, err = db.UpdateUser(ctx, guard.User{Name: "nobody", Group: "cashiers"}, t0)
-		wantCode(t, err, guard.ENOTFOUND)
+		wantCode(t, err, pos.ENOTFOUND)
+		_, err = db.UpdateUser(ctx, pos.User{Name: "nobody", Group: "cashiers"}, t0)
+		wantCode(t, err, pos.ENOTFOUND)
 		_, err = db.DeleteUser(ctx, "nobody", t0)
-		wantCode(t, err, guard.ENOTFOUND)
+		wantCode(t, err, pos.ENOTFOUND)
 	})
 
 	t.Run("AddUserMissingGroup", func(t *testing.T) {
 		db := MustOpenDB(t)
-		_, err := db.AddUser(ctx, guard.User{Name: "x", Group: "ghosts"})
-		wantCode(t, err, guard.ENOTFOUND)
-		if got, want := guard.ErrorMessage(err), `group "ghosts" not found`; got != want {
+		_, err := db.AddUser(ctx, pos.User{Name: "x", Group: "ghosts"})
+		wantCode(t, err, pos.ENOTFOUND)
+		if got, want := pos.ErrorMessage(err), `group "ghosts" not found`; got != want {
 			t.Errorf("message: got %q, want %q", got, want)
 		}
-		if _, err := db.UserByName(ctx, "x"); guard.ErrorCode(err) != guard.ENOTFOUND {
+		if _, err := db.UserByName(ctx, "x"); pos.ErrorCode(err) != pos.ENOTFOUND {
 			t.Errorf("user after failed AddUser: got %v, want ENOTFOUND", err)
 		}
 	})
@@ -225,8 +225,8 @@ func TestDirectory(t *testing.T) {
 	t.Run("AddUserConflict", func(t *testing.T) {
 		db := MustOpenDB(t)
 		seed(t, db)
-		_, err := db.AddUser(ctx, guard.User{Name: "admin", Group: "cashiers", PasswordHash: []byte("other")})
-		wantCode(t, err, guard.ECONFLICT)
+		_, err := db.AddUser(ctx, pos.User{Name: "admin", Group: "cashiers", PasswordHash: []byte("other")})
+		wantCode(t, err, pos.ECONFLICT)
 		got, err := db.UserByName(ctx, "admin")
 		mustNoErr(t, err)
 		if got.Group != "developers" || string(got.PasswordHash) != "h1" {
@@ -237,16 +237,16 @@ func TestDirectory(t *testing.T) {
 	t.Run("UpdateUser", func(t *testing.T) {
 		db := MustOpenDB(t)
 		_, clerk := seed(t, db)
-		_, err := db.UpdateUser(ctx, guard.User{Name: "clerk", Group: "developers", PasswordHash: []byte("h3")}, t0)
+		_, err := db.UpdateUser(ctx, pos.User{Name: "clerk", Group: "developers", PasswordHash: []byte("h3")}, t0)
 		mustNoErr(t, err)
 		got, err := db.UserByID(ctx, clerk.ID)
 		mustNoErr(t, err)
-		if got.Group != "developers" || string(got.PasswordHash) != "h3" || !got.Can(guard.DeveloperView) {
+		if got.Group != "developers" || string(got.PasswordHash) != "h3" || !got.Can(pos.DeveloperView) {
 			t.Errorf("after UpdateUser: got %+v, want group developers, hash h3, developer.view", got)
 		}
-		_, err = db.UpdateUser(ctx, guard.User{Name: "clerk", Group: "ghosts"}, t0)
-		wantCode(t, err, guard.ENOTFOUND)
-		if got, want := guard.ErrorMessage(err), `group "ghosts" not found`; got != want {
+		_, err = db.UpdateUser(ctx, pos.User{Name: "clerk", Group: "ghosts"}, t0)
+		wantCode(t, err, pos.ENOTFOUND)
+		if got, want := pos.ErrorMessage(err), `group "ghosts" not found`; got != want {
 			t.Errorf("message: got %q, want %q", got, want)
 		}
 	})
@@ -256,14 +256,14 @@ func TestDirectory(t *testing.T) {
 		admin, _ := seed(t, db)
 		// A session of the user must not block the delete (no foreign key);
 		// it ends with the user, and its row stays until the purge.
-		mustNoErr(t, db.CreateSession(ctx, guard.Session{ID: "s1", UserID: admin.ID, Username: "admin", Created: t0, LastActivity: t0}))
+		mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: "s1", UserID: admin.ID, Username: "admin", Created: t0, LastActivity: t0}))
 		ended, err := db.DeleteUser(ctx, "admin", at(7))
 		mustNoErr(t, err)
 		if want := []string{"s1"}; !reflect.DeepEqual(ended, want) {
 			t.Errorf("DeleteUser ended: got %v, want %v", ended, want)
 		}
 		_, err = db.UserByName(ctx, "admin")
-		wantCode(t, err, guard.ENOTFOUND)
+		wantCode(t, err, pos.ENOTFOUND)
 		if s, err := db.Session(ctx, "s1"); err != nil || !s.Revoked {
 			t.Errorf("session after DeleteUser: got %+v, %v, want it kept and revoked", s, err)
 		}
@@ -279,7 +279,7 @@ func TestDirectory(t *testing.T) {
 		admin, clerk := seed(t, db)
 		got, err := db.Users(ctx)
 		mustNoErr(t, err)
-		if want := []guard.User{admin, clerk}; !reflect.DeepEqual(got, want) {
+		if want := []pos.User{admin, clerk}; !reflect.DeepEqual(got, want) {
 			t.Errorf("Users: got %+v, want %+v", got, want)
 		}
 	})
@@ -287,28 +287,28 @@ func TestDirectory(t *testing.T) {
 	t.Run("PutGroupReplaces", func(t *testing.T) {
 		db := MustOpenDB(t)
 		seed(t, db)
-		mustNoErr(t, db.PutGroup(ctx, guard.Group{Name: "developers",
-			Permissions: []guard.Permission{guard.DeveloperView, guard.DeveloperView}}))
+		mustNoErr(t, db.PutGroup(ctx, pos.Group{Name: "developers",
+			Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperView}}))
 		groups, err := db.Groups(ctx)
 		mustNoErr(t, err)
-		want := []guard.Group{
+		want := []pos.Group{
 			{Name: "cashiers"},
-			{Name: "developers", Permissions: []guard.Permission{guard.DeveloperView}},
+			{Name: "developers", Permissions: []pos.Permission{pos.DeveloperView}},
 		}
 		if !reflect.DeepEqual(groups, want) {
 			t.Errorf("Groups: got %+v, want %+v", groups, want)
 		}
 		admin, err := db.UserByName(ctx, "admin")
 		mustNoErr(t, err)
-		if admin.Can(guard.DeveloperEdit) {
+		if admin.Can(pos.DeveloperEdit) {
 			t.Errorf("admin Can(DeveloperEdit) after the group lost it: got true, want false")
 		}
 	})
 
 	t.Run("EmptyPasswordHash", func(t *testing.T) {
 		db := MustOpenDB(t)
-		mustNoErr(t, db.PutGroup(ctx, guard.Group{Name: "g"}))
-		_, err := db.AddUser(ctx, guard.User{Name: "nohash", Group: "g"})
+		mustNoErr(t, db.PutGroup(ctx, pos.Group{Name: "g"}))
+		_, err := db.AddUser(ctx, pos.User{Name: "nohash", Group: "g"})
 		mustNoErr(t, err)
 		got, err := db.UserByName(ctx, "nohash")
 		mustNoErr(t, err)
@@ -325,7 +325,7 @@ func TestSettings(t *testing.T) {
 		db := MustOpenDB(t)
 		got, err := db.Settings(ctx)
 		mustNoErr(t, err)
-		if want := guard.DefaultSettings(); got != want {
+		if want := pos.DefaultSettings(); got != want {
 			t.Errorf("Settings: got %+v, want %+v", got, want)
 		}
 		changes, err := db.SettingsChanges(ctx, 10)
@@ -337,8 +337,8 @@ func TestSettings(t *testing.T) {
 
 	t.Run("SaveIsAtomic", func(t *testing.T) {
 		db := MustOpenDB(t)
-		s := guard.Settings{ExpirationSeconds: 60, UpdatedBy: "admin", UpdatedAt: at(1)}
-		c := guard.SettingsChange{At: at(1), By: "admin", Old: guard.DefaultExpirationSeconds, New: 60}
+		s := pos.Settings{ExpirationSeconds: 60, UpdatedBy: "admin", UpdatedAt: at(1)}
+		c := pos.SettingsChange{At: at(1), By: "admin", Old: pos.DefaultExpirationSeconds, New: 60}
 		mustNoErr(t, db.SaveSettings(ctx, s, c))
 		got, err := db.Settings(ctx)
 		mustNoErr(t, err)
@@ -347,7 +347,7 @@ func TestSettings(t *testing.T) {
 		}
 		changes, err := db.SettingsChanges(ctx, 10)
 		mustNoErr(t, err)
-		if len(changes) != 1 || changes[0].By != "admin" || changes[0].Old != guard.DefaultExpirationSeconds ||
+		if len(changes) != 1 || changes[0].By != "admin" || changes[0].Old != pos.DefaultExpirationSeconds ||
 			changes[0].New != 60 || !changes[0].At.Equal(at(1)) {
 			t.Errorf("SettingsChanges: got %+v, want [%+v]", changes, c)
 		}
@@ -355,7 +355,7 @@ func TestSettings(t *testing.T) {
 		// A failed save (here: a cancelled context) leaves both as they were.
 		cancelled, cancel := context.WithCancel(ctx)
 		cancel()
-		err = db.SaveSettings(cancelled, guard.Settings{ExpirationSeconds: 90}, guard.SettingsChange{New: 90})
+		err = db.SaveSettings(cancelled, pos.Settings{ExpirationSeconds: 90}, pos.SettingsChange{New: 90})
 		if err == nil {
 			t.Fatal("SaveSettings with a cancelled context: got nil error, want one")
 		}
@@ -373,11 +373,11 @@ func TestSettings(t *testing.T) {
 
 	t.Run("ChangesNewestFirst", func(t *testing.T) {
 		db := MustOpenDB(t)
-		old := int64(guard.DefaultExpirationSeconds)
+		old := int64(pos.DefaultExpirationSeconds)
 		for i, n := range []int64{60, 120, 86400} {
 			mustNoErr(t, db.SaveSettings(ctx,
-				guard.Settings{ExpirationSeconds: n, UpdatedBy: "admin", UpdatedAt: at(int64(i))},
-				guard.SettingsChange{At: at(int64(i)), By: "admin", Old: old, New: n}))
+				pos.Settings{ExpirationSeconds: n, UpdatedBy: "admin", UpdatedAt: at(int64(i))},
+				pos.SettingsChange{At: at(int64(i)), By: "admin", Old: old, New: n}))
 			old = n
 		}
 		changes, err := db.SettingsChanges(ctx, 2)
@@ -402,8 +402,8 @@ func TestSettings(t *testing.T) {
 
 func TestSessions(t *testing.T) {
 	ctx := context.Background()
-	newSession := func(id string, created int64) guard.Session {
-		return guard.Session{ID: id, UserID: 1, Username: "admin", Created: at(created), LastActivity: at(created)}
+	newSession := func(id string, created int64) pos.Session {
+		return pos.Session{ID: id, UserID: 1, Username: "admin", Created: at(created), LastActivity: at(created)}
 	}
 
 	t.Run("CreateAndGet", func(t *testing.T) {
@@ -417,9 +417,9 @@ func TestSessions(t *testing.T) {
 			got.Revoked || !got.RevokedAt.IsZero() || got.RevokedReason != "" {
 			t.Errorf("Session: got %+v, want %+v", got, want)
 		}
-		wantCode(t, db.CreateSession(ctx, want), guard.ECONFLICT)
+		wantCode(t, db.CreateSession(ctx, want), pos.ECONFLICT)
 		_, err = db.Session(ctx, "nope")
-		wantCode(t, err, guard.ENOTFOUND)
+		wantCode(t, err, pos.ENOTFOUND)
 	})
 
 	t.Run("LiveSessions", func(t *testing.T) {
@@ -445,14 +445,14 @@ func TestSessions(t *testing.T) {
 		mustNoErr(t, db.CreateSession(ctx, newSession("b", 0)))
 		mustNoErr(t, db.CreateSession(ctx, newSession("gone", 0)))
 		mustNoErr(t, db.RevokeSession(ctx, "gone", at(5), "idle"))
-		mustNoErr(t, db.SaveActivity(ctx, []guard.Activity{
+		mustNoErr(t, db.SaveActivity(ctx, []pos.Activity{
 			{SessionID: "a", LastActivity: at(100)},
 			{SessionID: "b", LastActivity: at(50)},
 			{SessionID: "gone", LastActivity: at(100)},
 			{SessionID: "unknown", LastActivity: at(100)},
 		}))
 		// Older times arrive late: they must not move anything backwards.
-		mustNoErr(t, db.SaveActivity(ctx, []guard.Activity{
+		mustNoErr(t, db.SaveActivity(ctx, []pos.Activity{
 			{SessionID: "a", LastActivity: at(40)},
 			{SessionID: "b", LastActivity: at(70)},
 		}))
@@ -476,7 +476,7 @@ func TestSessions(t *testing.T) {
 		if !got.Revoked || !got.RevokedAt.Equal(at(10)) || got.RevokedReason != "idle" {
 			t.Errorf("after revoking twice: got %+v, want revoked at t0+10ms for idle", got)
 		}
-		wantCode(t, db.RevokeSession(ctx, "nope", at(10), "idle"), guard.ENOTFOUND)
+		wantCode(t, db.RevokeSession(ctx, "nope", at(10), "idle"), pos.ENOTFOUND)
 	})
 
 	t.Run("CreateRevoked", func(t *testing.T) {
@@ -504,9 +504,9 @@ func TestSessions(t *testing.T) {
 		if n != 2 {
 			t.Errorf("PurgeSessions: got %d, want 2", n)
 		}
-		for id, want := range map[string]string{"old1": guard.ENOTFOUND, "old2": guard.ENOTFOUND, "recent": "", "live": ""} {
+		for id, want := range map[string]string{"old1": pos.ENOTFOUND, "old2": pos.ENOTFOUND, "recent": "", "live": ""} {
 			_, err := db.Session(ctx, id)
-			if got := guard.ErrorCode(err); got != want {
+			if got := pos.ErrorCode(err); got != want {
 				t.Errorf("Session(%q) code: got %q, want %q", id, got, want)
 			}
 		}
@@ -525,19 +525,19 @@ func TestReopen(t *testing.T) {
 	db, err := Open(ctx, path)
 	mustNoErr(t, err)
 	admin, clerk := seed(t, db)
-	settings := guard.Settings{ExpirationSeconds: 60, UpdatedBy: "admin", UpdatedAt: at(1)}
+	settings := pos.Settings{ExpirationSeconds: 60, UpdatedBy: "admin", UpdatedAt: at(1)}
 	mustNoErr(t, db.SaveSettings(ctx, settings,
-		guard.SettingsChange{At: at(1), By: "admin", Old: guard.DefaultExpirationSeconds, New: 60}))
-	mustNoErr(t, db.CreateSession(ctx, guard.Session{ID: "live", UserID: admin.ID, Username: "admin", Created: at(0), LastActivity: at(0)}))
-	mustNoErr(t, db.CreateSession(ctx, guard.Session{ID: "ended", UserID: clerk.ID, Username: "clerk", Created: at(0), LastActivity: at(0)}))
-	mustNoErr(t, db.SaveActivity(ctx, []guard.Activity{{SessionID: "live", LastActivity: at(12345)}}))
+		pos.SettingsChange{At: at(1), By: "admin", Old: pos.DefaultExpirationSeconds, New: 60}))
+	mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: "live", UserID: admin.ID, Username: "admin", Created: at(0), LastActivity: at(0)}))
+	mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: "ended", UserID: clerk.ID, Username: "clerk", Created: at(0), LastActivity: at(0)}))
+	mustNoErr(t, db.SaveActivity(ctx, []pos.Activity{{SessionID: "live", LastActivity: at(12345)}}))
 	mustNoErr(t, db.RevokeSession(ctx, "ended", at(99), "signed_out"))
 	mustNoErr(t, db.Close())
 
 	db = mustOpenPath(t, path)
 	users, err := db.Users(ctx)
 	mustNoErr(t, err)
-	if want := []guard.User{admin, clerk}; !reflect.DeepEqual(users, want) {
+	if want := []pos.User{admin, clerk}; !reflect.DeepEqual(users, want) {
 		t.Errorf("Users: got %+v, want %+v", users, want)
 	}
 	groups, err := db.Groups(ctx)
@@ -573,7 +573,7 @@ func TestReopen(t *testing.T) {
 func TestConcurrentWrites(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
-	mustNoErr(t, db.PutGroup(ctx, guard.Group{Name: "g"}))
+	mustNoErr(t, db.PutGroup(ctx, pos.Group{Name: "g"}))
 	const workers, rounds = 6, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, 4*workers*rounds)
@@ -581,12 +581,12 @@ func TestConcurrentWrites(t *testing.T) {
 		wg.Go(func() {
 			for i := range rounds {
 				id := fmt.Sprintf("w%d-%d", w, i)
-				errs <- db.CreateSession(ctx, guard.Session{ID: id, UserID: int64(w), Username: "u", Created: at(0), LastActivity: at(0)})
-				errs <- db.SaveActivity(ctx, []guard.Activity{
+				errs <- db.CreateSession(ctx, pos.Session{ID: id, UserID: int64(w), Username: "u", Created: at(0), LastActivity: at(0)})
+				errs <- db.SaveActivity(ctx, []pos.Activity{
 					{SessionID: id, LastActivity: at(int64(i + 1))},
 					{SessionID: fmt.Sprintf("w%d-0", w), LastActivity: at(int64(i + 1))},
 				})
-				_, err := db.AddUser(ctx, guard.User{Name: id, Group: "g"})
+				_, err := db.AddUser(ctx, pos.User{Name: id, Group: "g"})
 				errs <- err
 				_, err = db.LiveSessions(ctx)
 				errs <- err
@@ -627,18 +627,18 @@ func TestErrorsWrapped(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Users with a cancelled context: got %v, want it to wrap context.Canceled", err)
 	}
-	if got := guard.ErrorCode(err); got != guard.EINTERNAL {
-		t.Errorf("code: got %q, want %q", got, guard.EINTERNAL)
+	if got := pos.ErrorCode(err); got != pos.EINTERNAL {
+		t.Errorf("code: got %q, want %q", got, pos.EINTERNAL)
 	}
 }
 
 func BenchmarkSaveActivity(b *testing.B) {
 	ctx := context.Background()
 	db := MustOpenDB(b)
-	batch := make([]guard.Activity, 1000)
+	batch := make([]pos.Activity, 1000)
 	for i := range batch {
 		id := fmt.Sprintf("session-%04d", i)
-		mustNoErr(b, db.CreateSession(ctx, guard.Session{ID: id, UserID: 1, Username: "u", Created: t0, LastActivity: t0}))
+		mustNoErr(b, db.CreateSession(ctx, pos.Session{ID: id, UserID: 1, Username: "u", Created: t0, LastActivity: t0}))
 		batch[i].SessionID = id
 	}
 	var n int64

@@ -37,7 +37,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // MaxTokenLen is the longest token Verify will look at. Ours are about 300
@@ -251,7 +251,7 @@ func ceilSecond(t time.Time) time.Time {
 
 // Verify checks token's signature, algorithm, kid and claims and returns
 // the claims. It does not know whether the session is still alive. Every
-// failure is a *guard.Error with code guard.EUNAUTHORIZED and zero Claims,
+// failure is a *pos.Error with code pos.EUNAUTHORIZED and zero Claims,
 // with one exception: a token whose signature and claims are all valid
 // except that exp+Leeway has passed gives its Claims and a "token expired"
 // error for which errors.Is(err, ErrExpired) holds. The caller may then
@@ -299,14 +299,14 @@ func (c *sessionClaims) claims() Claims {
 
 // errInvalid and errExpired build a fresh error each time, so that no
 // caller can change another's.
-func errInvalid() error { return guard.Errorf(guard.EUNAUTHORIZED, "invalid token") }
+func errInvalid() error { return pos.Errorf(pos.EUNAUTHORIZED, "invalid token") }
 func errExpired() error {
-	return &expiredError{guard.Errorf(guard.EUNAUTHORIZED, "token expired")}
+	return &expiredError{pos.Errorf(pos.EUNAUTHORIZED, "token expired")}
 }
 
-// expiredError is the "token expired" *guard.Error, with ErrExpired in its
+// expiredError is the "token expired" *pos.Error, with ErrExpired in its
 // chain.
-type expiredError struct{ err *guard.Error }
+type expiredError struct{ err *pos.Error }
 
 func (e *expiredError) Error() string   { return e.err.Error() }
 func (e *expiredError) Unwrap() []error { return []error{e.err, ErrExpired} }

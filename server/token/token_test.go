@@ -23,7 +23,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 )
 
 // The key of RFC 8037, appendix A.1, whose thumbprint A.3 gives.
@@ -155,12 +155,12 @@ func segment(t testing.TB, tok string, i int) []byte {
 
 func wantUnauthorized(t *testing.T, err error, wantMsg string) {
 	t.Helper()
-	var ge *guard.Error
+	var ge *pos.Error
 	if !errors.As(err, &ge) {
-		t.Fatalf("got error %v (%T), want *guard.Error", err, err)
+		t.Fatalf("got error %v (%T), want *pos.Error", err, err)
 	}
-	if ge.Code != guard.EUNAUTHORIZED {
-		t.Errorf("got code %q, want %q", ge.Code, guard.EUNAUTHORIZED)
+	if ge.Code != pos.EUNAUTHORIZED {
+		t.Errorf("got code %q, want %q", ge.Code, pos.EUNAUTHORIZED)
 	}
 	if wantMsg != "" && ge.Message != wantMsg {
 		t.Errorf("got message %q, want %q", ge.Message, wantMsg)
@@ -184,7 +184,7 @@ func sameClaims(a, b Claims) bool {
 // errors, so that nothing of jwt's reaches a caller.
 func onlyOurErrors(err error) bool {
 	switch e := err.(type) {
-	case *guard.Error:
+	case *pos.Error:
 		return true
 	case *expiredError:
 		for _, u := range e.Unwrap() {
@@ -394,8 +394,8 @@ func TestVerifyExpiredOnlyFault(t *testing.T) {
 		if !sameClaims(got, issued) {
 			t.Errorf("got claims %+v, want the issued %+v", got, issued)
 		}
-		if guard.ErrorCode(err) != guard.EUNAUTHORIZED || !errors.Is(err, ErrExpired) {
-			t.Errorf("got code %q and errors.Is(ErrExpired) %v, want %q and true", guard.ErrorCode(err), errors.Is(err, ErrExpired), guard.EUNAUTHORIZED)
+		if pos.ErrorCode(err) != pos.EUNAUTHORIZED || !errors.Is(err, ErrExpired) {
+			t.Errorf("got code %q and errors.Is(ErrExpired) %v, want %q and true", pos.ErrorCode(err), errors.Is(err, ErrExpired), pos.EUNAUTHORIZED)
 		}
 	})
 	for _, tc := range []struct {
@@ -605,24 +605,24 @@ func TestVerifyAcceptsPaddedJustUnderLimit(t *testing.T) {
 func TestErrorsAreFresh(t *testing.T) {
 	iss, _ := newIssuer(t)
 	_, err1 := iss.Verify("x")
-	var ge *guard.Error
+	var ge *pos.Error
 	if !errors.As(err1, &ge) {
-		t.Fatalf("got %T, want *guard.Error", err1)
+		t.Fatalf("got %T, want *pos.Error", err1)
 	}
 	ge.Message = "changed"
 	_, err2 := iss.Verify("x")
-	if got := guard.ErrorMessage(err2); got != "invalid token" {
+	if got := pos.ErrorMessage(err2); got != "invalid token" {
 		t.Errorf("got message %q, want %q", got, "invalid token")
 	}
 
 	expired := sign(t, jwt.SigningMethodEdDSA, testKey(t), nil, goodClaims(map[string]any{"exp": t0.Add(-time.Hour).Unix(), "iat": t0.Add(-2 * time.Hour).Unix()}))
 	_, err1 = iss.Verify(expired)
 	if !errors.As(err1, &ge) {
-		t.Fatalf("got %T, want a *guard.Error in the chain", err1)
+		t.Fatalf("got %T, want a *pos.Error in the chain", err1)
 	}
 	ge.Message = "changed"
 	_, err2 = iss.Verify(expired)
-	if got := guard.ErrorMessage(err2); got != "token expired" {
+	if got := pos.ErrorMessage(err2); got != "token expired" {
 		t.Errorf("got message %q, want %q", got, "token expired")
 	}
 }
@@ -1050,16 +1050,16 @@ func checkVerify(t *testing.T, iss *Issuer, tok string) {
 	t.Helper()
 	c, err := iss.Verify(tok)
 	if err != nil {
-		if code := guard.ErrorCode(err); code != guard.EUNAUTHORIZED {
-			t.Fatalf("%q: got code %q, want %q", tok, code, guard.EUNAUTHORIZED)
+		if code := pos.ErrorCode(err); code != pos.EUNAUTHORIZED {
+			t.Fatalf("%q: got code %q, want %q", tok, code, pos.EUNAUTHORIZED)
 		}
 		if !errors.Is(err, ErrExpired) {
-			if c != (Claims{}) || guard.ErrorMessage(err) != "invalid token" {
+			if c != (Claims{}) || pos.ErrorMessage(err) != "invalid token" {
 				t.Fatalf("%q: got claims %+v and %v, want none and invalid token", tok, c, err)
 			}
 			return
 		}
-		if msg := guard.ErrorMessage(err); msg != "token expired" {
+		if msg := pos.ErrorMessage(err); msg != "token expired" {
 			t.Fatalf("%q: got %q with ErrExpired, want token expired", tok, msg)
 		}
 		if c.ExpiresAt.Add(Leeway).After(t0) {

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"idleguard/server/guard"
+	"idleguard/server/pos"
 	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
 	"idleguard/server/token"
@@ -60,9 +60,9 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 	defer db.Close()
 	d := &dataset{adminName: "bench-admin", adminPass: sessions.NewSessionID()}
 
-	admins := guard.Group{Name: "bench-admins", Permissions: []guard.Permission{guard.DeveloperView, guard.DeveloperEdit}}
-	tills := guard.Group{Name: "bench-cashiers"}
-	for _, g := range []guard.Group{admins, tills} {
+	admins := pos.Group{Name: "bench-admins", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}}
+	tills := pos.Group{Name: "bench-cashiers"}
+	for _, g := range []pos.Group{admins, tills} {
 		if err := db.PutGroup(ctx, g); err != nil {
 			return nil, err
 		}
@@ -71,12 +71,12 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := db.AddUser(ctx, guard.User{Name: d.adminName, Group: admins.Name, PasswordHash: hash}); err != nil {
+	if _, err := db.AddUser(ctx, pos.User{Name: d.adminName, Group: admins.Name, PasswordHash: hash}); err != nil {
 		return nil, err
 	}
-	var users []guard.User
+	var users []pos.User
 	for i := range cashiers {
-		u, err := db.AddUser(ctx, guard.User{Name: fmt.Sprintf("till%03d", i), Group: tills.Name, PasswordHash: hash})
+		u, err := db.AddUser(ctx, pos.User{Name: fmt.Sprintf("till%03d", i), Group: tills.Name, PasswordHash: hash})
 		if err != nil {
 			return nil, err
 		}
@@ -85,8 +85,8 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 
 	now := time.Now().Round(0)
 	if err := db.SaveSettings(ctx,
-		guard.Settings{ExpirationSeconds: initialExpiration, UpdatedBy: "idleload", UpdatedAt: now},
-		guard.SettingsChange{At: now, By: "idleload", Old: guard.DefaultExpirationSeconds, New: initialExpiration}); err != nil {
+		pos.Settings{ExpirationSeconds: initialExpiration, UpdatedBy: "idleload", UpdatedAt: now},
+		pos.SettingsChange{At: now, By: "idleload", Old: pos.DefaultExpirationSeconds, New: initialExpiration}); err != nil {
 		return nil, err
 	}
 
@@ -107,7 +107,7 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 		u := users[i%len(users)]
 		sid := sessions.NewSessionID()
 		last := d.lastActivity(i)
-		if err := db.CreateSession(ctx, guard.Session{ID: sid, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
+		if err := db.CreateSession(ctx, pos.Session{ID: sid, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
 			return nil, err
 		}
 		tok, _, err := iss.Issue(u.Name, sid, last.Add(initialExpiration*time.Second))

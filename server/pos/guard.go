@@ -1,7 +1,7 @@
 // Package guard holds idleguard's domain: users and their groups'
 // permissions, sessions, and the JWT Expiration Time setting. It is plain
 // types and the interfaces that storage packages implement; no I/O.
-package guard
+package pos
 
 import (
 	"slices"
