@@ -274,9 +274,9 @@ type gate struct {
 	queued  atomic.Int32
 }
 
-func (g *gate) HandleFrame(c *Conn, m protocol.Message) {
+func (g *gate) HandleFrame(c Socket, m protocol.Message) {
 	g.once.Do(func() { close(g.first); <-g.release })
-	if c.enqueue(outFrame{data: encode(protocol.Message{Kind: protocol.State, RemainingMs: 1})}) {
+	if c.(*Conn).enqueue(outFrame{data: encode(protocol.Message{Kind: protocol.State, RemainingMs: 1})}) {
 		g.queued.Add(1)
 	}
 	g.rec <- m
