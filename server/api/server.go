@@ -48,19 +48,17 @@ type server struct {
 	log      *slog.Logger
 	cfg      Config
 	sessions *sessions.Service
-	hub      *hub.Hub
 	assets   Pages
 	upgrader *websocket.Upgrader
 	sec      *seclog.Log
 }
 
 // NewServer builds the HTTP handler of the whole program.
-func NewServer(log *slog.Logger, cfg Config, svc *sessions.Service, h *hub.Hub, assets Pages) http.Handler {
+func NewServer(log *slog.Logger, cfg Config, svc *sessions.Service, assets Pages) http.Handler {
 	s := &server{
 		log:      log,
 		cfg:      cfg,
 		sessions: svc,
-		hub:      h,
 		assets:   assets,
 		sec:      cfg.Security,
 	}

@@ -24,7 +24,7 @@ func (s *server) handleSocket() http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		if !s.hub.Room(p.SessionID) {
+		if !s.sessions.Room(p.SessionID) {
 			s.writeError(w, r, pos.Errorf(pos.ETOOMANY, "too many open tabs for this session"))
 			return
 		}
@@ -39,12 +39,8 @@ func (s *server) handleSocket() http.Handler {
 		if err != nil {
 			return // the upgrader has answered
 		}
-		c, err := s.hub.Attach(ws, p.SessionID, s.sessions)
-		if err != nil {
-			return
-		}
-		s.sessions.Connected(c)
-		// Returning frees net/http's per-request state; the hub owns the
-		// socket from here.
+		// Everything after the upgrade is the service's. Returning frees
+		// net/http's per-request state; the hub owns the socket from here.
+		s.sessions.Connect(ws, p.SessionID)
 	})
 }

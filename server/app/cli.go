@@ -201,7 +201,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			if err != nil {
 				return err
 			}
-			if ended, err = db.RevokeUserSessions(ctx, u.ID, now, protocol.ReasonRevoked.String()); err != nil {
+			if ended, err = db.RevokeUserSessions(ctx, u.ID, now, protocol.ReasonRevoked); err != nil {
 				return err
 			}
 		case *user == "" && len(names) == 1:
@@ -212,7 +212,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			if s.Revoked {
 				return fmt.Errorf("session %s already ended (%s)", names[0], s.RevokedReason)
 			}
-			if err := db.RevokeSession(ctx, names[0], now, protocol.ReasonRevoked.String()); err != nil {
+			if err := db.RevokeSession(ctx, names[0], now, protocol.ReasonRevoked); err != nil {
 				return err
 			}
 			ended = names

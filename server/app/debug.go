@@ -26,7 +26,7 @@ func startDebug(log *slog.Logger, addr string, h *hub.Hub, svc *sessions.Service
 	mux := debugstats.Mux(func() debugstats.Counters {
 		return debugstats.Counters{
 			Sockets:   h.Count(),
-			Sessions:  svc.Tracker().Len(),
+			Sessions:  svc.Live(),
 			Security:  svc.SecurityCounts(),
 			Frames:    h.Frames(),
 			LastWrite: h.LastWrite(),

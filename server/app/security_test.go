@@ -130,7 +130,7 @@ func TestNamesValidatedAndEscaped(t *testing.T) {
 	}
 	// A name stored before the rule is printed quoted, on one line.
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "idleguard.db"))
+	db, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}

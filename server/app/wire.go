@@ -33,7 +33,7 @@ func openStore(ctx context.Context, dir string) (*sqlite.DB, error) {
 	if err := datadir.Ensure(dir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "idleguard.db"))
+	db, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -74,7 +74,12 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 	clk := clock.Real{}
 	sec := seclog.New(log, clk)
 	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: clk.Now})
-	svc, err := sessions.New(ctx, log, clk, db, tokens, sessions.Config{
+	// The hub first: the service's idle clocks may sign a restored session
+	// out the moment they start.
+	h := hub.New(log, hub.Config{MaxPerSession: o.maxTabs, Refused: func(sid, why string) {
+		sec.Event(seclog.FrameRefused, slog.String("sid", sessions.ShortID(sid)), slog.String("why", why))
+	}})
+	svc, err := sessions.New(ctx, log, clk, db, tokens, h, sessions.Config{
 		MinExpirationSeconds: o.minExpiration,
 		MaxLifetime:          o.maxLifetime,
 		Security:             sec,
@@ -82,10 +87,6 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 	if err != nil {
 		return nil, err
 	}
-	h := hub.New(log, hub.Config{MaxPerSession: o.maxTabs, Refused: func(sid, why string) {
-		sec.Event(seclog.FrameRefused, slog.String("sid", sessions.ShortID(sid)), slog.String("why", why))
-	}})
-	svc.SetSockets(h)
 	assets, err := web.NewAssets()
 	if err != nil {
 		return nil, fmt.Errorf("web assets: %w", err)
@@ -96,6 +97,6 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 			origins = append(origins, s)
 		}
 	}
-	handler := api.NewServer(log, api.Config{AllowedOrigins: origins, TrustedProxies: o.trusted, Security: sec}, svc, h, assets)
+	handler := api.NewServer(log, api.Config{AllowedOrigins: origins, TrustedProxies: o.trusted, Security: sec}, svc, assets)
 	return &app{db: db, svc: svc, hub: h, handler: handler, sec: sec}, nil
 }

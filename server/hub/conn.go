@@ -10,6 +10,8 @@ import (
 	"idleguard/server/protocol"
 )
 
+var _ Socket = (*Conn)(nil)
+
 // Conn is one open socket: one tab of one session.
 type Conn struct {
 	hub     *Hub
@@ -85,6 +87,7 @@ func (c *Conn) enqueue(f outFrame) bool {
 	c.queue = append(c.queue, f)
 	if !c.writing {
 		c.writing = true
+		c.hub.writers.Add(1)
 		go c.writeLoop()
 	}
 	return true
@@ -93,6 +96,7 @@ func (c *Conn) enqueue(f outFrame) bool {
 // writeLoop writes queued frames until the queue is empty, then exits, so
 // an idle socket costs no writer goroutine.
 func (c *Conn) writeLoop() {
+	defer c.hub.writers.Done()
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {

@@ -58,11 +58,20 @@ var ErrTooManyTabs = errors.New("hub: too many open sockets for this session")
 // ErrClosed is returned by Attach after Shutdown has begun.
 var ErrClosed = errors.New("hub: shutting down")
 
+// Socket is one open socket as a FrameHandler sees it (*Conn).
+type Socket interface {
+	SessionID() string
+	// Send queues m to this socket only; it never blocks.
+	Send(m protocol.Message)
+	// Close sends a close frame with code and reason and ends the socket.
+	Close(code int, reason string)
+}
+
 // FrameHandler acts on the frames a client sends. It is called from the
 // socket's reader goroutine, one frame at a time per socket; pings, pongs and
 // malformed frames never reach it.
 type FrameHandler interface {
-	HandleFrame(c *Conn, m protocol.Message)
+	HandleFrame(c Socket, m protocol.Message)
 }
 
 // Config sizes the hub.
@@ -87,6 +96,10 @@ type Hub struct {
 	count    int
 	closing  bool
 	wg       sync.WaitGroup // one per reader goroutine
+	// One per writer goroutine. No writer starts once every reader has
+	// ended (each reader's teardown closes its socket to writes), so
+	// Shutdown can wait for them after the readers.
+	writers sync.WaitGroup
 
 	// One pinger for every socket, started with the first: a timer per
 	// socket would cost each idle socket some 200 bytes more. Each socket
@@ -132,9 +145,10 @@ func (h *Hub) Room(sid string) bool {
 }
 
 // Attach takes over an upgraded socket for session sid and starts its
-// reader; the caller should return from its HTTP handler so net/http frees
-// what it held. On error the socket is closed.
-func (h *Hub) Attach(ws *websocket.Conn, sid string, handler FrameHandler) (*Conn, error) {
+// reader, and returns the socket as its handler sees it; the caller should
+// return from its HTTP handler so net/http frees what it held. On error
+// the socket is closed.
+func (h *Hub) Attach(ws *websocket.Conn, sid string, handler FrameHandler) (Socket, error) {
 	c := newConn(h, ws, sid, handler)
 	h.mu.Lock()
 	switch {
@@ -249,23 +263,6 @@ func (h *Hub) Send(sid string, m protocol.Message) {
 	h.mu.Unlock()
 }
 
-// SendEach queues, to every socket of every session, the frame that msg
-// returns for its session (ok false skips it). msg is called without the
-// hub's lock held, once per session.
-func (h *Hub) SendEach(msg func(sid string) (protocol.Message, bool)) {
-	h.mu.Lock()
-	sids := make([]string, 0, len(h.sessions))
-	for sid := range h.sessions {
-		sids = append(sids, sid)
-	}
-	h.mu.Unlock()
-	for _, sid := range sids {
-		if m, ok := msg(sid); ok {
-			h.Send(sid, m)
-		}
-	}
-}
-
 // SignOut sends every socket of session sid a logout frame with reason,
 // then a close frame with the reason's close code, and forgets them.
 func (h *Hub) SignOut(sid string, reason protocol.Reason, expirationS int64) {
@@ -308,7 +305,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		c.enqueue(outFrame{data: closing, close: true})
 	}
 	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
+	go func() { h.wg.Wait(); h.writers.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil

@@ -169,7 +169,7 @@ func FuzzReadFragments(f *testing.F) {
 		// Then end the stream: the server reads to the end, answers what
 		// it must, and hangs up.
 		ws.NetConn().(*net.TCPConn).CloseWrite()
-		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		ws.SetReadDeadline(time.Now().Add(waitLimit))
 		gotCode := 0
 		for {
 			_, _, err := ws.ReadMessage()
@@ -186,12 +186,7 @@ func FuzzReadFragments(f *testing.F) {
 		if gotCode != wantCode {
 			t.Fatalf("got close %d, want %d (0: none) for %s", gotCode, wantCode, describe(frames))
 		}
-		for deadline := time.Now().Add(5 * time.Second); h.Count() != 0; {
-			if time.Now().After(deadline) {
-				t.Fatal("the reader never ended")
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
+		waitUntil(t, func() bool { return h.Count() == 0 }, "the reader to end")
 		var got []protocol.Message
 		for len(rec) > 0 {
 			got = append(got, <-rec)

@@ -21,7 +21,7 @@ import (
 
 type recorder chan protocol.Message
 
-func (r recorder) HandleFrame(c *Conn, m protocol.Message) { r <- m }
+func (r recorder) HandleFrame(c Socket, m protocol.Message) { r <- m }
 
 // dial starts a hub behind a test server and opens one socket to it.
 func dial(t *testing.T) (*websocket.Conn, recorder) {
@@ -46,13 +46,28 @@ func dialWith(t *testing.T, cfg Config, handler FrameHandler) (*websocket.Conn, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	for deadline := time.Now().Add(5 * time.Second); h.Count() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the hub never attached the socket")
-		}
-		time.Sleep(time.Millisecond) // Attach runs after the handshake
-	}
+	// Attach runs after the handshake: the client may be told 101 first.
+	waitUntil(t, func() bool { return h.Count() > 0 }, "the hub to attach the socket")
 	return ws, h
+}
+
+// waitLimit bounds every wait in these tests for something the hub must do.
+// It guards against hanging, and is no claim about speed: under -race on a
+// loaded machine a socket may take a while to attach or end.
+const waitLimit = 15 * time.Second
+
+// waitUntil polls cond until it holds, or fails tb after waitLimit saying
+// what it waited for. It polls often at first (attaching takes
+// microseconds) and backs off to every 10 ms.
+func waitUntil(tb testing.TB, cond func() bool, what string) {
+	tb.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for pause := 50 * time.Microsecond; !cond(); pause = min(2*pause, 10*time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("waited %v for %s", waitLimit, what)
+		}
+		time.Sleep(pause)
+	}
 }
 
 // serveHub starts a hub behind a test server that attaches every socket to
@@ -130,15 +145,15 @@ func want(t *testing.T, rec recorder, ago int64) {
 		if m.Kind != protocol.Activity || m.AgoMs != ago {
 			t.Fatalf("got %+v, want activity ago=%d", m, ago)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no frame, want activity ago=%d", ago)
+	case <-time.After(waitLimit):
+		t.Fatalf("no frame in %v, want activity ago=%d", waitLimit, ago)
 	}
 }
 
 // wantClose reads until the server's close frame and checks its code.
 func wantClose(t *testing.T, ws *websocket.Conn, code int) {
 	t.Helper()
-	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ws.SetReadDeadline(time.Now().Add(waitLimit))
 	for {
 		_, _, err := ws.ReadMessage()
 		if err == nil {
@@ -182,7 +197,7 @@ func TestReadFragmentsWithPingBetween(t *testing.T) {
 		if s != "hi" {
 			t.Fatalf("pong %q, want %q", s, "hi")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("no pong for the ping")
 	}
 }
@@ -219,7 +234,7 @@ func TestReadAnswersClose(t *testing.T) {
 
 type discard struct{}
 
-func (discard) HandleFrame(*Conn, protocol.Message) {}
+func (discard) HandleFrame(Socket, protocol.Message) {}
 
 // BenchmarkReadActivity is the hub's cost of one activity frame once its
 // bytes are read: unmask, rate check, parse (the handler does nothing).
@@ -259,13 +274,13 @@ func TestPingWheel(t *testing.T) {
 	turn()
 	select {
 	case <-pings:
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("no ping in a turn of the wheel")
 	}
 	turn()
 	select {
 	case <-pings:
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("no ping in the second turn")
 	}
 	select {
@@ -289,9 +304,7 @@ func TestPingWheel(t *testing.T) {
 func TestClosedSocketLeavesWheel(t *testing.T) {
 	ws, _, h := dialHub(t)
 	ws.Close()
-	for h.Count() > 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return h.Count() == 0 }, "the closed socket to leave the hub")
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, s := range h.wheel {

@@ -72,7 +72,7 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 // closeFrom reads until the server's close frame and returns it.
 func closeFrom(t *testing.T, ws *websocket.Conn) *websocket.CloseError {
 	t.Helper()
-	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ws.SetReadDeadline(time.Now().Add(waitLimit))
 	for {
 		_, _, err := ws.ReadMessage()
 		if err == nil {
@@ -89,12 +89,7 @@ func closeFrom(t *testing.T, ws *websocket.Conn) *websocket.CloseError {
 // waitGone waits until every socket of h has ended.
 func waitGone(t *testing.T, h *Hub) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); h.Count() != 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sockets still open", h.Count())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return h.Count() == 0 }, "every socket to end")
 }
 
 func closeFrame(code int, reason string) []byte {
@@ -295,12 +290,14 @@ func TestShutdownHandlesActivityInFlight(t *testing.T) {
 	write(t, ws, frames) // one read: handled from the buffer, whatever the deadline
 	select {
 	case <-g.first: // the reader is in the handler; the rest wait behind it
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("no frame reached the handler")
 	}
 	done := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Longer than every wait below, so that a Shutdown that gave up
+		// reports its error rather than the test's own timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*waitLimit)
 		defer cancel()
 		done <- h.Shutdown(ctx)
 	}()
@@ -308,7 +305,7 @@ func TestShutdownHandlesActivityInFlight(t *testing.T) {
 	// reply (gorilla's close handler) follows them.
 	read := make(chan *websocket.CloseError, 1)
 	go func() {
-		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		ws.SetReadDeadline(time.Now().Add(waitLimit))
 		for {
 			if _, _, err := ws.ReadMessage(); err != nil {
 				ce, _ := err.(*websocket.CloseError)
@@ -322,7 +319,7 @@ func TestShutdownHandlesActivityInFlight(t *testing.T) {
 		if ce == nil || ce.Code != protocol.CloseGoingAway {
 			t.Fatalf("got %v, want close %d", ce, protocol.CloseGoingAway)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("no close frame from Shutdown")
 	}
 	close(g.release)
@@ -337,7 +334,7 @@ func TestShutdownHandlesActivityInFlight(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Shutdown: %v", err)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(3 * waitLimit):
 		t.Fatal("Shutdown never returned")
 	}
 	if h.Count() != 0 {

@@ -159,10 +159,17 @@ func (t *Tracker) Remove(sid string) bool {
 	return ok
 }
 
+// Live is a session the tracker still holds, with its status.
+type Live struct {
+	ID     string
+	Status Status
+}
+
 // SetPolicy applies a new Expiration Time to every session at once: those
 // already idle longer than it are expired with ReasonSettingChanged, the rest
-// are re-armed. It returns the live sessions' ids.
-func (t *Tracker) SetPolicy(p Policy) (live []string) {
+// are re-armed. It returns the live sessions with their new status, from
+// the same pass, so that telling their sockets takes no second look.
+func (t *Tracker) SetPolicy(p Policy) (live []Live) {
 	now := t.clock.Now()
 	var expired []string
 	t.mu.Lock()
@@ -173,10 +180,11 @@ func (t *Tracker) SetPolicy(p Policy) (live []string) {
 			t.drop(e)
 			continue
 		}
-		live = append(live, id)
-		if e.warned && t.status(e, now).Remaining > p.WarnLead() {
-			e.warned = false
+		st := t.status(e, now)
+		if e.warned && st.Remaining > p.WarnLead() {
+			e.warned, st.Warned = false, false
 		}
+		live = append(live, Live{ID: id, Status: st})
 		t.arm(e, now)
 	}
 	t.mu.Unlock()

@@ -187,8 +187,8 @@ func TestLoweringTheSettingExpiresTheLongIdleAndShortensTheRest(t *testing.T) {
 
 	live := tr.SetPolicy(idle.Policy{Expiration: 5 * time.Minute})
 	wantEvents(t, r, "expire old setting_changed")
-	if !slices.Equal(live, []string{"new"}) {
-		t.Fatalf("live after SetPolicy: got %v, want [new]", live)
+	if len(live) != 1 || live[0].ID != "new" || live[0].Status.Remaining != 4*time.Minute {
+		t.Fatalf("live after SetPolicy: got %+v, want new with 4m left", live)
 	}
 	st, _ := tr.Status("new")
 	if st.Remaining != 4*time.Minute {

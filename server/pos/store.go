@@ -3,12 +3,15 @@ package pos
 import (
 	"context"
 	"time"
+
+	"idleguard/server/protocol"
 )
 
 // The stores are split along what a many-node deployment shares: sessions
 // and settings move to Redis there, while the directory may stay in SQL.
 // Every method returns an *Error with ENOTFOUND or ECONFLICT where it says
-// so, and wraps anything else with context.
+// so, and wraps anything else with context. A sign-out reason is a
+// protocol.Reason everywhere; only the SQL stores its word.
 
 // Directory holds users and groups.
 type Directory interface {
@@ -55,10 +58,10 @@ type SessionStore interface {
 	// RevokeSession ends a session for good (ENOTFOUND if unknown);
 	// revoking twice is no error and keeps the first time and reason. A
 	// session it ends is recorded in the session end log.
-	RevokeSession(ctx context.Context, id string, at time.Time, reason string) error
+	RevokeSession(ctx context.Context, id string, at time.Time, reason protocol.Reason) error
 	// RevokeUserSessions ends every live session of a user, records each
 	// in the session end log, and returns their ids.
-	RevokeUserSessions(ctx context.Context, userID int64, at time.Time, reason string) ([]string, error)
+	RevokeUserSessions(ctx context.Context, userID int64, at time.Time, reason protocol.Reason) ([]string, error)
 	// RevokeOrphanSessions ends (reason "revoked", logged) every live
 	// session whose user no longer exists or no longer has the session's
 	// username, and reports how many: a token authenticates only as the

@@ -1,13 +1,13 @@
 // Package sessions is idleguard's service layer: sign-in and sign-out, the
 // activity that sockets report, and Expiration Time changes. It joins the
-// idle clock, the store, the token issuer and the hub, and is the idle
-// clock's Notifier.
+// idle clock, the store, the token issuer and the sockets (the hub, through
+// the Sockets port). Its exported methods are what the HTTP layer calls;
+// what the hub and the idle clock call back are unexported adapters
+// (frames and clockEvents, socket.go).
 package sessions
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,7 +18,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"idleguard/server/clock"
-	"idleguard/server/hub"
 	"idleguard/server/idle"
 	"idleguard/server/pos"
 	"idleguard/server/protocol"
@@ -45,15 +44,6 @@ type Config struct {
 	Security *seclog.Log
 }
 
-// Sockets is what the service needs of the hub.
-type Sockets interface {
-	Send(sid string, m protocol.Message)
-	SendEach(msg func(sid string) (protocol.Message, bool))
-	SignOut(sid string, reason protocol.Reason, expirationS int64)
-}
-
-var _ Sockets = (*hub.Hub)(nil)
-
 // Service is the one place where sessions begin, move and end.
 type Service struct {
 	log     *slog.Logger
@@ -64,21 +54,23 @@ type Service struct {
 	cfg     Config
 	tracker *idle.Tracker
 
-	// settingsMu serialises setting changes so the store, the cache and
-	// the tracker's policy agree.
+	// The Expiration Time is held once, in the idle clock's policy (which
+	// applies it); settingsMu serialises changes to it and keeps who made
+	// the last one and when beside it.
 	settingsMu sync.Mutex
-	settings   pos.Settings
+	changedBy  string
+	changedAt  time.Time
 
 	// Idle expiries, and sign-outs whose write failed, are revoked in the
 	// store by the flusher, in batches, and stay here until written.
 	revokeMu sync.Mutex
-	revokes  []revocation
+	revokes  []pos.Revocation
 
 	throttle *signin.Throttle
 	hashing  *signin.HashGate
 	sec      *seclog.Log
 
-	// Owned by the flusher (Flush holds flushMu): activity whose write
+	// Owned by the flusher (flush holds flushMu): activity whose write
 	// failed, kept for the next try, and how far the end log has been read.
 	flushMu sync.Mutex
 	unsaved []pos.Activity
@@ -87,15 +79,10 @@ type Service struct {
 	health storeHealth
 }
 
-type revocation struct {
-	sid    string
-	at     time.Time
-	reason protocol.Reason
-}
-
 // New loads the setting and every live session from the store and starts
-// their idle clocks. Call SetSockets before serving and Run to write behind.
-func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, tokens *token.Issuer, cfg Config) (*Service, error) {
+// their idle clocks, which tell sockets (the hub, built first) when
+// sessions are warned and end. Call Run to write behind.
+func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, tokens *token.Issuer, sockets Sockets, cfg Config) (*Service, error) {
 	if cfg.FlushEvery <= 0 {
 		cfg.FlushEvery = time.Second
 	}
@@ -105,7 +92,7 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 	if cfg.HashSlots <= 0 {
 		cfg.HashSlots = max(2, runtime.GOMAXPROCS(0))
 	}
-	s := &Service{log: log, clock: c, store: store, tokens: tokens, cfg: cfg, sockets: noSockets{},
+	s := &Service{log: log, clock: c, store: store, tokens: tokens, cfg: cfg, sockets: sockets,
 		throttle: signin.NewThrottle(c, signin.ThrottleConfig{}),
 		hashing:  signin.NewHashGate(cfg.HashSlots),
 		sec:      cfg.Security,
@@ -114,8 +101,8 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 	if err != nil {
 		return nil, fmt.Errorf("sessions: load settings: %w", err)
 	}
-	s.settings = settings
-	s.tracker = idle.NewTracker(c, s.policy(settings), s)
+	s.changedBy, s.changedAt = settings.UpdatedBy, settings.UpdatedAt
+	s.tracker = idle.NewTracker(c, s.policy(settings.Expiration()), clockEvents{s})
 	// Read the end log's tail before the live sessions: a session ended
 	// between the two reads is either not live or in the log after it.
 	if s.endSeq, err = store.LastSessionEnd(ctx); err != nil {
@@ -147,14 +134,11 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 	return s, nil
 }
 
-// SetSockets connects the service to the hub (built after it).
-func (s *Service) SetSockets(sockets Sockets) { s.sockets = sockets }
+// Live is the number of live sessions on the idle clock, for /debug/stats.
+func (s *Service) Live() int { return s.tracker.Len() }
 
-// Tracker exposes the idle clock for status pages and tests.
-func (s *Service) Tracker() *idle.Tracker { return s.tracker }
-
-func (s *Service) policy(st pos.Settings) idle.Policy {
-	return idle.Policy{Expiration: st.Expiration(), MaxLifetime: s.cfg.MaxLifetime}
+func (s *Service) policy(expiration time.Duration) idle.Policy {
+	return idle.Policy{Expiration: expiration, MaxLifetime: s.cfg.MaxLifetime}
 }
 
 // A bcrypt hash of a random password, compared against when the user does
@@ -221,7 +205,7 @@ func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 	}
 	s.throttle.Succeeded(name, cr.Addr)
 	now := s.clock.Now()
-	sess := pos.Session{ID: NewSessionID(), UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
+	sess := pos.Session{ID: pos.NewSessionID(), UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
 	// Stored with wall-clock times; kept in memory with monotonic ones.
 	stored := sess
 	stored.Created, stored.LastActivity = now.Round(0), now.Round(0)
@@ -363,8 +347,8 @@ func (s *Service) endedError(ctx context.Context, sid string) error {
 		return e
 	}
 	if sess, err := s.store.Session(ctx, sid); err == nil && sess.Revoked {
-		if r := protocol.ParseReason(sess.RevokedReason); r != protocol.ReasonNone {
-			e.Reason = r
+		if sess.RevokedReason != protocol.ReasonNone {
+			e.Reason = sess.RevokedReason
 		}
 	} else if err == nil {
 		// Alive in the store but not here: past its deadline, revocation
@@ -380,8 +364,8 @@ func (s *Service) pendingRevocation(sid string) (protocol.Reason, bool) {
 	s.revokeMu.Lock()
 	defer s.revokeMu.Unlock()
 	for _, r := range s.revokes {
-		if r.sid == sid {
-			return r.reason, true
+		if r.SessionID == sid {
+			return r.Reason, true
 		}
 	}
 	return protocol.ReasonNone, false
@@ -394,86 +378,28 @@ func (s *Service) Logout(ctx context.Context, sid string) error {
 	s.tracker.Remove(sid)
 	s.sockets.SignOut(sid, protocol.ReasonSignedOut, s.expirationSeconds())
 	at := s.clock.Now().Round(0)
-	if err := s.store.RevokeSession(ctx, sid, at, protocol.ReasonSignedOut.String()); err != nil {
+	if err := s.store.RevokeSession(ctx, sid, at, protocol.ReasonSignedOut); err != nil {
 		s.health.failed(s.log, s.clock.Now(), err)
-		s.pend(revocation{sid: sid, at: at, reason: protocol.ReasonSignedOut})
+		s.pend(pos.Revocation{SessionID: sid, At: at, Reason: protocol.ReasonSignedOut})
 		s.log.Error("sign-out kept pending: store write failed", "sid", ShortID(sid), "err", err)
 	}
 	s.log.Info("signed out", "sid", ShortID(sid), "reason", protocol.ReasonSignedOut)
 	return nil
 }
 
-func (s *Service) pend(r revocation) {
+func (s *Service) pend(r pos.Revocation) {
 	s.revokeMu.Lock()
 	s.revokes = append(s.revokes, r)
 	s.revokeMu.Unlock()
 }
 
-// Warn is the idle clock telling that a session's warning is due.
-func (s *Service) Warn(sid string, remaining time.Duration) {
-	s.sockets.Send(sid, protocol.Message{Kind: protocol.Warning, RemainingMs: remaining.Milliseconds()})
-}
-
-// Expire is the idle clock telling that a session has ended: sockets first
-// (that is what the cashier sees), then the store, in the next flush.
-func (s *Service) Expire(sid string, reason protocol.Reason) {
-	s.sockets.SignOut(sid, reason, s.expirationSeconds())
-	s.pend(revocation{sid: sid, at: s.clock.Now().Round(0), reason: reason})
-	s.log.Info("signed out", "sid", ShortID(sid), "reason", reason)
-}
-
-// State is the state frame for a live session.
-func (s *Service) State(sid string) (protocol.Message, bool) {
-	st, ok := s.tracker.Status(sid)
-	if !ok {
-		return protocol.Message{}, false
-	}
-	return s.stateFrame(sid, st, false), true
-}
-
-func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Message {
-	p := s.tracker.Policy()
-	m := protocol.Message{
-		Kind:        protocol.State,
-		RemainingMs: st.Remaining.Milliseconds(),
-		ExpirationS: int64(p.Expiration / time.Second),
-		WarnMs:      p.WarnLead().Milliseconds(),
-		ReportMs:    p.ReportEvery().Milliseconds(),
-	}
-	if renew {
-		if sess, err := s.store.Session(context.Background(), sid); err == nil {
-			if tok, _, err := s.issue(sess.Username, sid, st.Deadline); err == nil {
-				m.Token = tok
-			} else {
-				s.log.Error("renew token", "sid", ShortID(sid), "err", err)
-			}
-		}
-	}
-	return m
-}
-
 // expirationSeconds is the Expiration Time in force, as the idle clock
 // applies it. It must not take settingsMu: UpdateExpiration holds that lock
-// while tracker.SetPolicy calls Expire for the sessions the change ends, and
-// Expire asks for this (taking the lock there deadlocked every change that
-// signed a session out).
+// while tracker.SetPolicy calls Expire for the sessions the change ends.
 func (s *Service) expirationSeconds() int64 {
 	return int64(s.tracker.Policy().Expiration / time.Second)
-}
-
-// NewSessionID returns a new random session id (144 bits, base64url).
-func NewSessionID() string {
-	b := make([]byte, 18)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // ShortID is enough of a session id to follow it in logs without making the
 // log a list of bearer secrets (ids are not tokens, but need not be whole).
 func ShortID(sid string) string { return sid[:min(len(sid), 8)] }
-
-type noSockets struct{}
-
-func (noSockets) Send(string, protocol.Message)                  {}
-func (noSockets) SendEach(func(string) (protocol.Message, bool)) {}
-func (noSockets) SignOut(string, protocol.Reason, int64)         {}

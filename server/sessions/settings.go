@@ -3,9 +3,9 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"idleguard/server/pos"
-	"idleguard/server/protocol"
 )
 
 // SettingsView is the JWT tab as the API shows it.
@@ -19,15 +19,20 @@ type SettingsView struct {
 // Settings returns the setting in force.
 func (s *Service) Settings() SettingsView {
 	s.settingsMu.Lock()
-	st := s.settings
-	s.settingsMu.Unlock()
-	return s.view(st)
+	defer s.settingsMu.Unlock()
+	return s.view()
 }
 
-func (s *Service) view(st pos.Settings) SettingsView {
+// view is the setting in force; called with settingsMu held.
+func (s *Service) view() SettingsView {
+	p := s.tracker.Policy()
 	return SettingsView{
-		Settings:             st,
-		WarningSeconds:       s.policy(st).WarnLead().Seconds(),
+		Settings: pos.Settings{
+			ExpirationSeconds: int64(p.Expiration / time.Second),
+			UpdatedBy:         s.changedBy,
+			UpdatedAt:         s.changedAt,
+		},
+		WarningSeconds:       p.WarnLead().Seconds(),
 		MinExpirationSeconds: s.cfg.MinExpirationSeconds,
 		MaxExpirationSeconds: pos.MaxExpirationSeconds,
 	}
@@ -55,18 +60,23 @@ func (s *Service) UpdateExpiration(ctx context.Context, by pos.User, seconds int
 	}
 	s.settingsMu.Lock()
 	defer s.settingsMu.Unlock()
-	old := s.settings
+	old := s.expirationSeconds()
 	now := s.clock.Now().Round(0)
 	next := pos.Settings{ExpirationSeconds: seconds, UpdatedBy: by.Name, UpdatedAt: now}
-	change := pos.SettingsChange{At: now, By: by.Name, Old: old.ExpirationSeconds, New: seconds}
+	change := pos.SettingsChange{At: now, By: by.Name, Old: old, New: seconds}
 	if err := s.store.SaveSettings(ctx, next, change); err != nil {
 		return SettingsView{}, fmt.Errorf("sessions: save settings: %w", err)
 	}
-	s.settings = next
-	live := s.tracker.SetPolicy(s.policy(next))
-	s.sockets.SendEach(func(sid string) (protocol.Message, bool) { return s.State(sid) })
-	s.log.Info("expiration time changed", "by", by.Name, "old", old.ExpirationSeconds, "new", seconds, "live_sessions", len(live))
-	return s.view(next), nil
+	s.changedBy, s.changedAt = by.Name, now
+	p := s.policy(next.Expiration())
+	// One pass: the tracker ends those now past the new time and returns
+	// every other session's new status, which their sockets hear.
+	live := s.tracker.SetPolicy(p)
+	for _, l := range live {
+		s.sockets.Send(l.ID, s.stateFrame(l.ID, p, l.Status, false))
+	}
+	s.log.Info("expiration time changed", "by", by.Name, "old", old, "new", seconds, "live_sessions", len(live))
+	return s.view(), nil
 }
 
 // Changes returns the newest changes to the Expiration Time first.

@@ -4,31 +4,53 @@ import (
 	"context"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"idleguard/server/hub"
+	"idleguard/server/idle"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 )
 
-var _ hub.FrameHandler = (*Service)(nil)
-
-// Connected sends a newly attached socket its state. A session that ended
-// between the upgrade and now is signed out on that socket.
-func (s *Service) Connected(c *hub.Conn) { s.sendState(c) }
-
-// sendState sends c its session's state, or signs c out if the session has
-// ended.
-func (s *Service) sendState(c *hub.Conn) {
-	m, ok := s.State(c.SessionID())
-	if !ok {
-		s.closeEnded(c)
-		return
-	}
-	c.Send(m)
+// Sockets is the service's port to the open sockets of this node: the hub
+// (*hub.Hub), or a recorder in tests. Send and SignOut reach every socket
+// of a session; none of them blocks.
+type Sockets interface {
+	// Room reports whether session sid may open another socket.
+	Room(sid string) bool
+	// Attach takes over an upgraded socket of session sid; its frames go
+	// to h, from the socket's own reader.
+	Attach(ws *websocket.Conn, sid string, h hub.FrameHandler) (hub.Socket, error)
+	Send(sid string, m protocol.Message)
+	// SignOut sends a logout frame and the reason's close, and forgets them.
+	SignOut(sid string, reason protocol.Reason, expirationS int64)
 }
+
+var _ Sockets = (*hub.Hub)(nil)
+
+// Room reports whether session sid may open another socket (tab, device),
+// so that a refusal can be a plain 429 before the upgrade.
+func (s *Service) Room(sid string) bool { return s.sockets.Room(sid) }
+
+// Connect is the whole life of a new socket after its upgrade: the hub
+// takes it over, the page hears its session's state (or, if the session
+// ended meanwhile, its sign-out), and its frames come to the service.
+func (s *Service) Connect(ws *websocket.Conn, sid string) error {
+	c, err := s.sockets.Attach(ws, sid, frames{s})
+	if err != nil {
+		return err
+	}
+	s.sendState(c)
+	return nil
+}
+
+// frames is the service as the hub's FrameHandler.
+type frames struct{ s *Service }
 
 // HandleFrame acts on one client frame. Each frame first checks that the
 // session is alive: a socket outliving its session is closed.
-func (s *Service) HandleFrame(c *hub.Conn, m protocol.Message) {
-	sid := c.SessionID()
+func (f frames) HandleFrame(c hub.Socket, m protocol.Message) {
+	s, sid := f.s, c.SessionID()
 	switch m.Kind {
 	case protocol.Activity, protocol.Stay:
 		at := s.clock.Now()
@@ -43,9 +65,9 @@ func (s *Service) HandleFrame(c *hub.Conn, m protocol.Message) {
 		switch {
 		case st.WarningCleared || st.RenewToken:
 			// Every tab closes its dialog / takes the new token.
-			s.sockets.Send(sid, s.stateFrame(sid, st, st.RenewToken))
+			s.sockets.Send(sid, s.stateFrame(sid, s.tracker.Policy(), st, st.RenewToken))
 		case m.Kind == protocol.Stay:
-			c.Send(s.stateFrame(sid, st, false))
+			c.Send(s.stateFrame(sid, s.tracker.Policy(), st, false))
 		}
 		// Plain activity is not answered: the page needs nothing back, and
 		// thousands of busy tills send it.
@@ -58,12 +80,62 @@ func (s *Service) HandleFrame(c *hub.Conn, m protocol.Message) {
 	}
 }
 
+// sendState sends c its session's state, or signs c out if the session has
+// ended.
+func (s *Service) sendState(c hub.Socket) {
+	st, ok := s.tracker.Status(c.SessionID())
+	if !ok {
+		s.closeEnded(c)
+		return
+	}
+	c.Send(s.stateFrame(c.SessionID(), s.tracker.Policy(), st, false))
+}
+
 // closeEnded signs out a socket whose session is no longer alive.
-func (s *Service) closeEnded(c *hub.Conn) {
+func (s *Service) closeEnded(c hub.Socket) {
 	reason := protocol.ReasonRevoked
 	if e, ok := s.endedError(context.Background(), c.SessionID()).(*EndedError); ok {
 		reason = e.Reason
 	}
 	c.Send(protocol.Message{Kind: protocol.Logout, Reason: reason, ExpirationS: s.expirationSeconds()})
 	c.Close(reason.CloseCode(), reason.String())
+}
+
+// stateFrame is the state frame for a live session under policy p, with a
+// renewed token when renew is set.
+func (s *Service) stateFrame(sid string, p idle.Policy, st idle.Status, renew bool) protocol.Message {
+	m := protocol.Message{
+		Kind:        protocol.State,
+		RemainingMs: st.Remaining.Milliseconds(),
+		ExpirationS: int64(p.Expiration / time.Second),
+		WarnMs:      p.WarnLead().Milliseconds(),
+		ReportMs:    p.ReportEvery().Milliseconds(),
+	}
+	if renew {
+		if sess, err := s.store.Session(context.Background(), sid); err == nil {
+			if tok, _, err := s.issue(sess.Username, sid, st.Deadline); err == nil {
+				m.Token = tok
+			} else {
+				s.log.Error("renew token", "sid", ShortID(sid), "err", err)
+			}
+		}
+	}
+	return m
+}
+
+// clockEvents is the service as the idle clock's Notifier.
+type clockEvents struct{ s *Service }
+
+// Warn: the session's warning is due.
+func (e clockEvents) Warn(sid string, remaining time.Duration) {
+	e.s.sockets.Send(sid, protocol.Message{Kind: protocol.Warning, RemainingMs: remaining.Milliseconds()})
+}
+
+// Expire: the session has ended. Sockets first (that is what the cashier
+// sees), then the store, in the next flush.
+func (e clockEvents) Expire(sid string, reason protocol.Reason) {
+	s := e.s
+	s.sockets.SignOut(sid, reason, s.expirationSeconds())
+	s.pend(pos.Revocation{SessionID: sid, At: s.clock.Now().Round(0), Reason: reason})
+	s.log.Info("signed out", "sid", ShortID(sid), "reason", reason)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"idleguard/server/clock"
 	"idleguard/server/pos"
 	"idleguard/server/protocol"
 )
@@ -26,13 +27,15 @@ const (
 // store's write-ahead log back; every hour it deletes long-ended sessions.
 // When ctx is done it flushes once more and returns.
 func (s *Service) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.FlushEvery)
+	// The tickers run on the injected clock: a fake one drives this loop
+	// in tests without sleeping.
+	t := clock.NewTicker(s.clock, s.cfg.FlushEvery)
 	defer t.Stop()
-	cp := time.NewTicker(s.cfg.CheckpointEvery)
+	cp := clock.NewTicker(s.clock, s.cfg.CheckpointEvery)
 	defer cp.Stop()
-	purge := time.NewTicker(purgeEvery)
+	purge := clock.NewTicker(s.clock, purgeEvery)
 	defer purge.Stop()
-	summary := time.NewTicker(time.Minute)
+	summary := clock.NewTicker(s.clock, time.Minute)
 	defer summary.Stop()
 	s.purge(ctx)
 	for {
@@ -52,9 +55,9 @@ func (s *Service) Run(ctx context.Context) error {
 			// A fresh context: the final flush must happen though ctx is done.
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return s.Flush(fctx)
+			return s.flush(fctx)
 		case <-t.C:
-			if err := s.Flush(ctx); err != nil {
+			if err := s.flush(ctx); err != nil {
 				s.log.Error("write behind", "err", err)
 			}
 			s.readEnds(ctx)
@@ -71,10 +74,10 @@ func (s *Service) purge(ctx context.Context) {
 	}
 }
 
-// Flush writes pending last-activity times and revocations now. What fails
+// flush writes pending last-activity times and revocations now. What fails
 // to be written stays pending and is tried again at the next flush, so a
 // full disk or a locked file loses nothing once it recovers.
-func (s *Service) Flush(ctx context.Context) error {
+func (s *Service) flush(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	err := s.flushActivity(ctx)
@@ -127,15 +130,11 @@ func (s *Service) flushRevocations(ctx context.Context) error {
 	}
 	// One transaction for the batch: a second in which thousands of
 	// sessions end must not spend it committing them one by one.
-	batch := make([]pos.Revocation, len(revokes))
-	for i, r := range revokes {
-		batch[i] = pos.Revocation{SessionID: r.sid, At: r.at, Reason: r.reason.String()}
+	if err := s.store.RevokeSessions(ctx, revokes); err != nil {
+		return fmt.Errorf("sessions: flush revocations (%d kept for the next try): %w", len(revokes), err)
 	}
-	if err := s.store.RevokeSessions(ctx, batch); err != nil {
-		return fmt.Errorf("sessions: flush revocations (%d kept for the next try): %w", len(batch), err)
-	}
-	// Only Flush removes, and only from the front (others append); flushMu
-	// keeps a second Flush from removing these meanwhile.
+	// Only flush removes, and only from the front (others append); flushMu
+	// keeps a second flush from removing these meanwhile.
 	s.revokeMu.Lock()
 	s.revokes = slices.Delete(s.revokes, 0, len(revokes))
 	s.revokeMu.Unlock()
@@ -160,7 +159,7 @@ func (s *Service) readEnds(ctx context.Context) {
 			if !s.tracker.Remove(e.SessionID) {
 				continue // not live here (this node ended it itself)
 			}
-			reason := protocol.ParseReason(e.Reason)
+			reason := e.Reason
 			if reason == protocol.ReasonNone {
 				reason = protocol.ReasonRevoked
 			}

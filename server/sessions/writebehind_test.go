@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
 
 	"idleguard/server/clock"
+	"idleguard/server/hub"
 	"idleguard/server/pos"
 	"idleguard/server/protocol"
 	"idleguard/server/sqlite"
@@ -27,14 +29,17 @@ import (
 
 var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
-// signOuts records what the service told the sockets.
+// signOuts records the sign-outs the service told the sockets.
 type signOuts struct {
 	mu   sync.Mutex
 	outs []string // "sid reason"
 }
 
-func (r *signOuts) Send(string, protocol.Message)                  {}
-func (r *signOuts) SendEach(func(string) (protocol.Message, bool)) {}
+func (r *signOuts) Room(string) bool              { return true }
+func (r *signOuts) Send(string, protocol.Message) {}
+func (r *signOuts) Attach(*websocket.Conn, string, hub.FrameHandler) (hub.Socket, error) {
+	return nil, errors.New("no sockets here")
+}
 func (r *signOuts) SignOut(sid string, reason protocol.Reason, _ int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -65,7 +70,7 @@ func (f *faultyStore) SaveActivity(ctx context.Context, b []pos.Activity) error 
 	return f.DB.SaveActivity(ctx, b)
 }
 
-func (f *faultyStore) RevokeSession(ctx context.Context, id string, at time.Time, reason string) error {
+func (f *faultyStore) RevokeSession(ctx context.Context, id string, at time.Time, reason protocol.Reason) error {
 	if f.failing.Load() {
 		return errDiskFull
 	}
@@ -89,7 +94,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "idleguard.db"))
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +112,10 @@ func newFixture(t *testing.T) *fixture {
 	c := clock.NewFake(t0)
 	f := &fixture{store: &faultyStore{DB: db}, clock: c, socks: &signOuts{}}
 	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: c.Now})
-	f.svc, err = New(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), c, f.store, tokens, Config{MinExpirationSeconds: 1})
+	f.svc, err = New(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), c, f.store, tokens, f.socks, Config{MinExpirationSeconds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.svc.SetSockets(f.socks)
 	return f
 }
 
@@ -137,10 +141,10 @@ func TestFailedWritesStayPending(t *testing.T) {
 	f.store.failing.Store(true)
 	f.clock.Advance(10 * time.Second)
 	active := f.clock.Now()
-	if _, ok := f.svc.Tracker().Touch(sid, active); !ok {
+	if _, ok := f.svc.tracker.Touch(sid, active); !ok {
 		t.Fatal("Touch: session not live")
 	}
-	if err := f.svc.Flush(ctx); err == nil {
+	if err := f.svc.flush(ctx); err == nil {
 		t.Fatal("Flush on a failing store: got nil, want an error")
 	}
 	if f.svc.Ready() == nil {
@@ -151,11 +155,11 @@ func TestFailedWritesStayPending(t *testing.T) {
 	}
 	for range 3 { // several failed flushes lose nothing either
 		f.clock.Advance(time.Second)
-		f.svc.Flush(ctx)
+		f.svc.flush(ctx)
 	}
 
 	f.store.failing.Store(false)
-	if err := f.svc.Flush(ctx); err != nil {
+	if err := f.svc.flush(ctx); err != nil {
 		t.Fatalf("Flush after recovery: %v", err)
 	}
 	if err := f.svc.Ready(); err != nil {
@@ -172,7 +176,7 @@ func TestFailedWritesStayPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !gone.Revoked || gone.RevokedReason != "signed_out" {
+	if !gone.Revoked || gone.RevokedReason != protocol.ReasonSignedOut {
 		t.Errorf("signed-out session after recovery: got %+v, want revoked signed_out", gone)
 	}
 }
@@ -184,7 +188,7 @@ func TestSessionEndLogSignsOut(t *testing.T) {
 	f := newFixture(t)
 	in := f.login(t, "cashier")
 	keep := f.login(t, "other")
-	ended, err := f.store.RevokeUserSessions(ctx, in.User.ID, f.clock.Now().Round(0), "revoked")
+	ended, err := f.store.RevokeUserSessions(ctx, in.User.ID, f.clock.Now().Round(0), protocol.ReasonRevoked)
 	if err != nil || len(ended) != 1 {
 		t.Fatalf("RevokeUserSessions: got %v %v, want one session", ended, err)
 	}

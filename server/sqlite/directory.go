@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"idleguard/server/pos"
+	"idleguard/server/protocol"
 )
 
 // PutGroup creates or replaces a group and its permissions.
@@ -110,7 +111,7 @@ func (db *DB) UpdateUser(ctx context.Context, u pos.User, at time.Time) (ended [
 		if err != nil {
 			return err
 		}
-		ended, err = endSessions(ctx, tx, at, reasonRevoked, `user_id = ?`, id)
+		ended, err = endSessions(ctx, tx, at, protocol.ReasonRevoked, `user_id = ?`, id)
 		return err
 	})
 	if err != nil {
@@ -132,7 +133,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string, at time.Time) (ended 
 		if err != nil {
 			return err
 		}
-		ended, err = endSessions(ctx, tx, at, reasonRevoked, `user_id = ?`, id)
+		ended, err = endSessions(ctx, tx, at, protocol.ReasonRevoked, `user_id = ?`, id)
 		return err
 	})
 	if err != nil {

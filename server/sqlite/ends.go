@@ -16,10 +16,6 @@ import (
 // session whose sockets that server holds. The idle clock's own expiries
 // (RevokeSessions) are not logged: the server that decided them knows.
 
-// reasonRevoked is the sign-out reason a page shows when a user was
-// changed or deleted under it.
-var reasonRevoked = protocol.ReasonRevoked.String()
-
 // endSessionsSQL ends the live sessions that where matches; a session
 // already ended keeps its first time and reason. Its where clauses name
 // user_id or id, so the partial index of live sessions by user, or the
@@ -33,8 +29,8 @@ func endSessionsSQL(where string) string {
 
 // endSessions ends the live sessions that where matches, records each in
 // the session end log, and returns their ids, sorted.
-func endSessions(ctx context.Context, tx *sql.Tx, at time.Time, reason, where string, args ...any) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, endSessionsSQL(where), append([]any{millis(at), reason}, args...)...)
+func endSessions(ctx context.Context, tx *sql.Tx, at time.Time, reason protocol.Reason, where string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, endSessionsSQL(where), append([]any{millis(at), reason.String()}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +61,7 @@ func endSessions(ctx context.Context, tx *sql.Tx, at time.Time, reason, where st
 	}
 	defer stmt.Close()
 	for _, id := range ids {
-		if _, err := stmt.ExecContext(ctx, id, millis(at), reason); err != nil {
+		if _, err := stmt.ExecContext(ctx, id, millis(at), reason.String()); err != nil {
 			return nil, err
 		}
 	}
@@ -75,7 +71,7 @@ func endSessions(ctx context.Context, tx *sql.Tx, at time.Time, reason, where st
 // RevokeSession ends a session (ENOTFOUND if unknown) and logs it.
 // Revoking it again succeeds, keeps the first time and reason, and logs
 // nothing.
-func (db *DB) RevokeSession(ctx context.Context, id string, at time.Time, reason string) error {
+func (db *DB) RevokeSession(ctx context.Context, id string, at time.Time, reason protocol.Reason) error {
 	return db.write(ctx, "revoke session", func(tx *sql.Tx) error {
 		ended, err := endSessions(ctx, tx, at, reason, `id = ?`, id)
 		if err != nil || len(ended) > 0 {
@@ -92,7 +88,7 @@ func (db *DB) RevokeSession(ctx context.Context, id string, at time.Time, reason
 
 // RevokeUserSessions ends every live session of a user, logs each, and
 // returns their ids, sorted.
-func (db *DB) RevokeUserSessions(ctx context.Context, userID int64, at time.Time, reason string) ([]string, error) {
+func (db *DB) RevokeUserSessions(ctx context.Context, userID int64, at time.Time, reason protocol.Reason) ([]string, error) {
 	var ended []string
 	err := db.write(ctx, "revoke user sessions", func(tx *sql.Tx) (err error) {
 		ended, err = endSessions(ctx, tx, at, reason, `user_id = ?`, userID)
@@ -112,7 +108,7 @@ func (db *DB) RevokeUserSessions(ctx context.Context, userID int64, at time.Time
 func (db *DB) RevokeOrphanSessions(ctx context.Context, at time.Time) (int, error) {
 	var ended []string
 	err := db.write(ctx, "revoke orphan sessions", func(tx *sql.Tx) (err error) {
-		ended, err = endSessions(ctx, tx, at, reasonRevoked, `NOT EXISTS (
+		ended, err = endSessions(ctx, tx, at, protocol.ReasonRevoked, `NOT EXISTS (
 			SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.name = sessions.username)`)
 		return err
 	})
@@ -136,9 +132,11 @@ func (db *DB) SessionEnds(ctx context.Context, after int64, limit int) ([]pos.Se
 	var ends []pos.SessionEnd
 	for rows.Next() {
 		var e pos.SessionEnd
-		if err := rows.Scan(&e.Seq, &e.SessionID, &e.Reason); err != nil {
+		var reason string
+		if err := rows.Scan(&e.Seq, &e.SessionID, &reason); err != nil {
 			return nil, wrap("session ends", err)
 		}
+		e.Reason = protocol.ParseReason(reason)
 		ends = append(ends, e)
 	}
 	return ends, wrap("session ends", rows.Err())

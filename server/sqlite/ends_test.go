@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"idleguard/server/pos"
+	"idleguard/server/protocol"
 )
 
 // mustCreateSessions creates live sessions of a user, all at t0.
@@ -30,13 +31,13 @@ func mustSessionEnds(tb testing.TB, db *DB, after int64) []pos.SessionEnd {
 func endIDs(ends []pos.SessionEnd) []string {
 	var got []string
 	for _, e := range ends {
-		got = append(got, e.SessionID+":"+e.Reason)
+		got = append(got, e.SessionID+":"+e.Reason.String())
 	}
 	return got
 }
 
 // wantEnded checks that a session ended at at(ms) for reason.
-func wantEnded(tb testing.TB, db *DB, id string, ms int64, reason string) {
+func wantEnded(tb testing.TB, db *DB, id string, ms int64, reason protocol.Reason) {
 	tb.Helper()
 	s, err := db.Session(context.Background(), id)
 	mustNoErr(tb, err)
@@ -63,7 +64,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		admin, clerk := seed(t, db)
 		mustCreateSessions(t, db, admin, "a2", "a1", "a3")
 		mustCreateSessions(t, db, clerk, "c1")
-		mustNoErr(t, db.RevokeSession(ctx, "a3", at(5), "signed_out"))
+		mustNoErr(t, db.RevokeSession(ctx, "a3", at(5), protocol.ReasonSignedOut))
 		before := mustSessionEnds(t, db, 0)
 
 		ended, err := db.UpdateUser(ctx, pos.User{Name: "admin", Group: "cashiers", PasswordHash: []byte("new")}, at(50))
@@ -71,9 +72,9 @@ func TestUserChangesEndSessions(t *testing.T) {
 		if want := []string{"a1", "a2"}; !reflect.DeepEqual(ended, want) {
 			t.Errorf("UpdateUser ended: got %v, want %v", ended, want)
 		}
-		wantEnded(t, db, "a1", 50, "revoked")
-		wantEnded(t, db, "a2", 50, "revoked")
-		wantEnded(t, db, "a3", 5, "signed_out")
+		wantEnded(t, db, "a1", 50, protocol.ReasonRevoked)
+		wantEnded(t, db, "a2", 50, protocol.ReasonRevoked)
+		wantEnded(t, db, "a3", 5, protocol.ReasonSignedOut)
 		wantLive(t, db, "c1")
 		got := endIDs(mustSessionEnds(t, db, before[len(before)-1].Seq))
 		if want := []string{"a1:revoked", "a2:revoked"}; !reflect.DeepEqual(got, want) {
@@ -120,8 +121,8 @@ func TestUserChangesEndSessions(t *testing.T) {
 		if want := []string{"c1", "c2"}; !reflect.DeepEqual(ended, want) {
 			t.Errorf("DeleteUser ended: got %v, want %v", ended, want)
 		}
-		wantEnded(t, db, "c1", 70, "revoked")
-		wantEnded(t, db, "c2", 70, "revoked")
+		wantEnded(t, db, "c1", 70, protocol.ReasonRevoked)
+		wantEnded(t, db, "c2", 70, protocol.ReasonRevoked)
 		wantLive(t, db, "a1")
 		if got, want := endIDs(mustSessionEnds(t, db, 0)), []string{"c1:revoked", "c2:revoked"}; !reflect.DeepEqual(got, want) {
 			t.Errorf("session end log: got %v, want %v", got, want)
@@ -146,7 +147,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		if next.ID <= clerk.ID {
 			t.Errorf("next user's ID: got %d, want above the deleted clerk's %d", next.ID, clerk.ID)
 		}
-		ended, err := db.RevokeUserSessions(ctx, next.ID, at(2), "revoked")
+		ended, err := db.RevokeUserSessions(ctx, next.ID, at(2), protocol.ReasonRevoked)
 		mustNoErr(t, err)
 		if len(ended) != 0 {
 			t.Errorf("the next user's sessions: got %v, want none", ended)
@@ -168,16 +169,16 @@ func TestSessionEndLog(t *testing.T) {
 			t.Errorf("LastSessionEnd of an empty log: got %d, want 0", last)
 		}
 
-		mustNoErr(t, db.RevokeSession(ctx, "a1", at(1), "signed_out"))
-		mustNoErr(t, db.RevokeSession(ctx, "a1", at(2), "revoked")) // already ended: not logged again
+		mustNoErr(t, db.RevokeSession(ctx, "a1", at(1), protocol.ReasonSignedOut))
+		mustNoErr(t, db.RevokeSession(ctx, "a1", at(2), protocol.ReasonRevoked)) // already ended: not logged again
 		// The idle clock's batch is not logged: the server that wrote it knows.
-		mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{{SessionID: "idle1", At: at(3), Reason: "idle"}}))
-		ended, err := db.RevokeUserSessions(ctx, clerk.ID, at(4), "revoked")
+		mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{{SessionID: "idle1", At: at(3), Reason: protocol.ReasonIdle}}))
+		ended, err := db.RevokeUserSessions(ctx, clerk.ID, at(4), protocol.ReasonRevoked)
 		mustNoErr(t, err)
 		if want := []string{"c1", "c2"}; !reflect.DeepEqual(ended, want) {
 			t.Errorf("RevokeUserSessions: got %v, want %v", ended, want)
 		}
-		wantEnded(t, db, "c1", 4, "revoked")
+		wantEnded(t, db, "c1", 4, protocol.ReasonRevoked)
 		wantLive(t, db, "a2")
 
 		ends := mustSessionEnds(t, db, 0)
@@ -202,7 +203,7 @@ func TestSessionEndLog(t *testing.T) {
 		ids := []string{"s1", "s2", "s3", "s4", "s5"}
 		mustCreateSessions(t, db, admin, ids...)
 		for i, id := range ids {
-			mustNoErr(t, db.RevokeSession(ctx, id, at(int64(i)), "signed_out"))
+			mustNoErr(t, db.RevokeSession(ctx, id, at(int64(i)), protocol.ReasonSignedOut))
 		}
 		var got []string
 		var after int64
@@ -234,7 +235,7 @@ func TestSessionEndLog(t *testing.T) {
 		db := MustOpenDB(t)
 		admin, _ := seed(t, db)
 		mustCreateSessions(t, db, admin, "old", "new")
-		mustNoErr(t, db.RevokeSession(ctx, "old", at(1), "signed_out"))
+		mustNoErr(t, db.RevokeSession(ctx, "old", at(1), protocol.ReasonSignedOut))
 		reader, err := db.LastSessionEnd(ctx)
 		mustNoErr(t, err)
 		_, err = db.PurgeSessions(ctx, at(10))
@@ -242,7 +243,7 @@ func TestSessionEndLog(t *testing.T) {
 		if ends := mustSessionEnds(t, db, 0); len(ends) != 0 {
 			t.Fatalf("log after purge: got %+v, want empty", ends)
 		}
-		mustNoErr(t, db.RevokeSession(ctx, "new", at(20), "signed_out"))
+		mustNoErr(t, db.RevokeSession(ctx, "new", at(20), protocol.ReasonSignedOut))
 		if got := endIDs(mustSessionEnds(t, db, reader)); !reflect.DeepEqual(got, []string{"new:signed_out"}) {
 			t.Errorf("entries after the reader's seq %d: got %v, want [new:signed_out]", reader, got)
 		}
@@ -258,16 +259,16 @@ func TestRevokeOrphanSessions(t *testing.T) {
 	// whose id passed to another user, and an orphan already ended.
 	mustCreateSessions(t, db, pos.User{ID: 99, Name: "ghost"}, "ghost-live", "ghost-ended")
 	mustCreateSessions(t, db, pos.User{ID: clerk.ID, Name: "oldclerk"}, "inherited")
-	mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{{SessionID: "ghost-ended", At: at(1), Reason: "idle"}}))
+	mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{{SessionID: "ghost-ended", At: at(1), Reason: protocol.ReasonIdle}}))
 
 	n, err := db.RevokeOrphanSessions(ctx, at(10))
 	mustNoErr(t, err)
 	if n != 2 {
 		t.Errorf("RevokeOrphanSessions: got %d, want 2", n)
 	}
-	wantEnded(t, db, "ghost-live", 10, "revoked")
-	wantEnded(t, db, "inherited", 10, "revoked")
-	wantEnded(t, db, "ghost-ended", 1, "idle")
+	wantEnded(t, db, "ghost-live", 10, protocol.ReasonRevoked)
+	wantEnded(t, db, "inherited", 10, protocol.ReasonRevoked)
+	wantEnded(t, db, "ghost-ended", 1, protocol.ReasonIdle)
 	wantLive(t, db, "admin-live")
 	if got, want := endIDs(mustSessionEnds(t, db, 0)), []string{"ghost-live:revoked", "inherited:revoked"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("session end log: got %v, want %v", got, want)

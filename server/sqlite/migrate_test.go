@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"idleguard/server/pos"
+	"idleguard/server/protocol"
 )
 
 // mustOpenVersion1 makes a database file as the first release did, with
@@ -112,7 +113,7 @@ func TestUpgradeKeepsUserIDsUnique(t *testing.T) {
 		}
 		s, err := db.Session(ctx, "bob-session")
 		mustNoErr(t, err)
-		if !s.Revoked || s.RevokedReason != "revoked" {
+		if !s.Revoked || s.RevokedReason != protocol.ReasonRevoked {
 			t.Errorf("bob-session: got %+v, want revoked", s)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"idleguard/server/pos"
+	"idleguard/server/protocol"
 )
 
 func TestRevokeSessions(t *testing.T) {
@@ -14,19 +15,19 @@ func TestRevokeSessions(t *testing.T) {
 	for _, id := range []string{"a", "b", "c"} {
 		mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: id, UserID: 1, Username: "admin", Created: at(0), LastActivity: at(0)}))
 	}
-	mustNoErr(t, db.RevokeSession(ctx, "c", at(5), "signed_out"))
+	mustNoErr(t, db.RevokeSession(ctx, "c", at(5), protocol.ReasonSignedOut))
 	mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{
-		{SessionID: "a", At: at(10), Reason: "idle"},
-		{SessionID: "unknown", At: at(10), Reason: "idle"},
-		{SessionID: "c", At: at(10), Reason: "idle"},
+		{SessionID: "a", At: at(10), Reason: protocol.ReasonIdle},
+		{SessionID: "unknown", At: at(10), Reason: protocol.ReasonIdle},
+		{SessionID: "c", At: at(10), Reason: protocol.ReasonIdle},
 	}))
 	mustNoErr(t, db.RevokeSessions(ctx, nil))
 	for _, tc := range []struct {
 		id      string
 		revoked bool
 		at      int64
-		reason  string
-	}{{"a", true, 10, "idle"}, {"b", false, 0, ""}, {"c", true, 5, "signed_out"}} {
+		reason  protocol.Reason
+	}{{"a", true, 10, protocol.ReasonIdle}, {"b", false, 0, protocol.ReasonNone}, {"c", true, 5, protocol.ReasonSignedOut}} {
 		got, err := db.Session(ctx, tc.id)
 		mustNoErr(t, err)
 		if got.Revoked != tc.revoked || (tc.revoked && (!got.RevokedAt.Equal(at(tc.at)) || got.RevokedReason != tc.reason)) {

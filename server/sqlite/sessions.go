@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"idleguard/server/pos"
+	"idleguard/server/protocol"
 )
 
 // CreateSession stores a new session; ECONFLICT if its ID is taken.
@@ -19,7 +20,7 @@ func (db *DB) CreateSession(ctx context.Context, s pos.Session) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		s.ID, s.UserID, s.Username, millis(s.Created), millis(s.LastActivity),
-		s.Revoked, revokedAt, s.RevokedReason)
+		s.Revoked, revokedAt, s.RevokedReason.String())
 	if err != nil {
 		return wrap("create session", err)
 	}
@@ -107,7 +108,7 @@ func (db *DB) RevokeSessions(ctx context.Context, batch []pos.Revocation) error 
 		}
 		defer stmt.Close()
 		for _, r := range batch {
-			if _, err := stmt.ExecContext(ctx, millis(r.At), r.Reason, r.SessionID); err != nil {
+			if _, err := stmt.ExecContext(ctx, millis(r.At), r.Reason.String(), r.SessionID); err != nil {
 				return err
 			}
 		}
@@ -184,10 +185,12 @@ func scanSession(row scanner) (pos.Session, error) {
 	var s pos.Session
 	var created, last int64
 	var revokedAt sql.NullInt64
+	var reason string
 	if err := row.Scan(&s.ID, &s.UserID, &s.Username, &created, &last,
-		&s.Revoked, &revokedAt, &s.RevokedReason); err != nil {
+		&s.Revoked, &revokedAt, &reason); err != nil {
 		return pos.Session{}, err
 	}
+	s.RevokedReason = protocol.ParseReason(reason)
 	s.Created = fromMillis(created)
 	s.LastActivity = fromMillis(last)
 	if revokedAt.Valid {

@@ -39,6 +39,9 @@ var _ pos.Store = (*DB)(nil)
 // busyTimeout is how long a connection waits for another process's lock.
 const busyTimeout = 5 * time.Second
 
+// FileName is the database's name inside a data directory.
+const FileName = "idleguard.db"
+
 // Open opens the database at path, creating it (mode 0600) if it is
 // missing, and brings its schema up to date. The directory must exist
 // (datadir.Ensure). Existing files are made private first, and a file that

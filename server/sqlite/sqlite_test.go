@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"idleguard/server/pos"
+	"idleguard/server/protocol"
 )
 
 // MustOpenDB opens a new database file in a temporary directory and closes
@@ -414,7 +415,7 @@ func TestSessions(t *testing.T) {
 		mustNoErr(t, err)
 		if got.ID != want.ID || got.UserID != want.UserID || got.Username != want.Username ||
 			!got.Created.Equal(want.Created) || !got.LastActivity.Equal(want.LastActivity) ||
-			got.Revoked || !got.RevokedAt.IsZero() || got.RevokedReason != "" {
+			got.Revoked || !got.RevokedAt.IsZero() || got.RevokedReason != protocol.ReasonNone {
 			t.Errorf("Session: got %+v, want %+v", got, want)
 		}
 		wantCode(t, db.CreateSession(ctx, want), pos.ECONFLICT)
@@ -427,7 +428,7 @@ func TestSessions(t *testing.T) {
 		for i, id := range []string{"a", "b", "c"} {
 			mustNoErr(t, db.CreateSession(ctx, newSession(id, int64(i))))
 		}
-		mustNoErr(t, db.RevokeSession(ctx, "b", at(10), "signed_out"))
+		mustNoErr(t, db.RevokeSession(ctx, "b", at(10), protocol.ReasonSignedOut))
 		live, err := db.LiveSessions(ctx)
 		mustNoErr(t, err)
 		var got []string
@@ -444,7 +445,7 @@ func TestSessions(t *testing.T) {
 		mustNoErr(t, db.CreateSession(ctx, newSession("a", 0)))
 		mustNoErr(t, db.CreateSession(ctx, newSession("b", 0)))
 		mustNoErr(t, db.CreateSession(ctx, newSession("gone", 0)))
-		mustNoErr(t, db.RevokeSession(ctx, "gone", at(5), "idle"))
+		mustNoErr(t, db.RevokeSession(ctx, "gone", at(5), protocol.ReasonIdle))
 		mustNoErr(t, db.SaveActivity(ctx, []pos.Activity{
 			{SessionID: "a", LastActivity: at(100)},
 			{SessionID: "b", LastActivity: at(50)},
@@ -469,24 +470,24 @@ func TestSessions(t *testing.T) {
 	t.Run("RevokeIdempotent", func(t *testing.T) {
 		db := MustOpenDB(t)
 		mustNoErr(t, db.CreateSession(ctx, newSession("s", 0)))
-		mustNoErr(t, db.RevokeSession(ctx, "s", at(10), "idle"))
-		mustNoErr(t, db.RevokeSession(ctx, "s", at(20), "signed_out"))
+		mustNoErr(t, db.RevokeSession(ctx, "s", at(10), protocol.ReasonIdle))
+		mustNoErr(t, db.RevokeSession(ctx, "s", at(20), protocol.ReasonSignedOut))
 		got, err := db.Session(ctx, "s")
 		mustNoErr(t, err)
-		if !got.Revoked || !got.RevokedAt.Equal(at(10)) || got.RevokedReason != "idle" {
+		if !got.Revoked || !got.RevokedAt.Equal(at(10)) || got.RevokedReason != protocol.ReasonIdle {
 			t.Errorf("after revoking twice: got %+v, want revoked at t0+10ms for idle", got)
 		}
-		wantCode(t, db.RevokeSession(ctx, "nope", at(10), "idle"), pos.ENOTFOUND)
+		wantCode(t, db.RevokeSession(ctx, "nope", at(10), protocol.ReasonIdle), pos.ENOTFOUND)
 	})
 
 	t.Run("CreateRevoked", func(t *testing.T) {
 		db := MustOpenDB(t)
 		s := newSession("r", 0)
-		s.Revoked, s.RevokedAt, s.RevokedReason = true, at(3), "revoked"
+		s.Revoked, s.RevokedAt, s.RevokedReason = true, at(3), protocol.ReasonRevoked
 		mustNoErr(t, db.CreateSession(ctx, s))
 		got, err := db.Session(ctx, "r")
 		mustNoErr(t, err)
-		if !got.Revoked || !got.RevokedAt.Equal(at(3)) || got.RevokedReason != "revoked" {
+		if !got.Revoked || !got.RevokedAt.Equal(at(3)) || got.RevokedReason != protocol.ReasonRevoked {
 			t.Errorf("Session: got %+v, want %+v", got, s)
 		}
 	})
@@ -496,9 +497,9 @@ func TestSessions(t *testing.T) {
 		for _, id := range []string{"old1", "old2", "recent", "live"} {
 			mustNoErr(t, db.CreateSession(ctx, newSession(id, 0)))
 		}
-		mustNoErr(t, db.RevokeSession(ctx, "old1", at(10), "idle"))
-		mustNoErr(t, db.RevokeSession(ctx, "old2", at(19), "idle"))
-		mustNoErr(t, db.RevokeSession(ctx, "recent", at(20), "idle"))
+		mustNoErr(t, db.RevokeSession(ctx, "old1", at(10), protocol.ReasonIdle))
+		mustNoErr(t, db.RevokeSession(ctx, "old2", at(19), protocol.ReasonIdle))
+		mustNoErr(t, db.RevokeSession(ctx, "recent", at(20), protocol.ReasonIdle))
 		n, err := db.PurgeSessions(ctx, at(20))
 		mustNoErr(t, err)
 		if n != 2 {
@@ -531,7 +532,7 @@ func TestReopen(t *testing.T) {
 	mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: "live", UserID: admin.ID, Username: "admin", Created: at(0), LastActivity: at(0)}))
 	mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: "ended", UserID: clerk.ID, Username: "clerk", Created: at(0), LastActivity: at(0)}))
 	mustNoErr(t, db.SaveActivity(ctx, []pos.Activity{{SessionID: "live", LastActivity: at(12345)}}))
-	mustNoErr(t, db.RevokeSession(ctx, "ended", at(99), "signed_out"))
+	mustNoErr(t, db.RevokeSession(ctx, "ended", at(99), protocol.ReasonSignedOut))
 	mustNoErr(t, db.Close())
 
 	db = mustOpenPath(t, path)
@@ -562,7 +563,7 @@ func TestReopen(t *testing.T) {
 	}
 	ended, err := db.Session(ctx, "ended")
 	mustNoErr(t, err)
-	if !ended.Revoked || !ended.RevokedAt.Equal(at(99)) || ended.RevokedReason != "signed_out" {
+	if !ended.Revoked || !ended.RevokedAt.Equal(at(99)) || ended.RevokedReason != protocol.ReasonSignedOut {
 		t.Errorf("ended session: got %+v, want revoked at t0+99ms, signed_out", ended)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"idleguard/server/pos"
-	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
 	"idleguard/server/token"
 )
@@ -53,12 +52,12 @@ func (d *dataset) lastActivity(i int) time.Time {
 // prepare fills dir with a store holding n sessions, the first k of them in
 // the sign-out group, and the signing key.
 func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "idleguard.db"))
+	db, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName))
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	d := &dataset{adminName: "bench-admin", adminPass: sessions.NewSessionID()}
+	d := &dataset{adminName: "bench-admin", adminPass: pos.NewSessionID()}
 
 	admins := pos.Group{Name: "bench-admins", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}}
 	tills := pos.Group{Name: "bench-cashiers"}
@@ -105,7 +104,7 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 			d.late[i] = int64(i) * 1000 / int64(k) // spread over the second
 		}
 		u := users[i%len(users)]
-		sid := sessions.NewSessionID()
+		sid := pos.NewSessionID()
 		last := d.lastActivity(i)
 		if err := db.CreateSession(ctx, pos.Session{ID: sid, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
 			return nil, err

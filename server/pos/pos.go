@@ -4,6 +4,8 @@
 package pos
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"slices"
 	"time"
 
@@ -57,7 +59,14 @@ type Session struct {
 	// Revoked is set once the session has ended; it never comes back.
 	Revoked       bool
 	RevokedAt     time.Time
-	RevokedReason string
+	RevokedReason protocol.Reason
+}
+
+// NewSessionID returns a new random session id (144 bits, base64url).
+func NewSessionID() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // Activity is a session's last-activity time, written behind in batches.
@@ -66,11 +75,11 @@ type Activity struct {
 	LastActivity time.Time
 }
 
-// Revocation ends one session: when and why (a sign-out reason word).
+// Revocation ends one session: when and why.
 type Revocation struct {
 	SessionID string
 	At        time.Time
-	Reason    string
+	Reason    protocol.Reason
 }
 
 // SessionEnd is one entry of the session end log: a session ended outside
@@ -78,7 +87,7 @@ type Revocation struct {
 type SessionEnd struct {
 	Seq       int64
 	SessionID string
-	Reason    string
+	Reason    protocol.Reason
 }
 
 // Expiration Time bounds, in seconds.
