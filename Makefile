@@ -6,7 +6,7 @@ WASM_DIR := $(GOROOT)/lib/wasm
 BUILD    := web/build
 WASM_SRC := $(shell find wasm server/protocol -name '*.go' -not -name '*_test.go')
 
-.PHONY: all build wasm run test test-go test-wasm chromium fuzz bench clean
+.PHONY: all build wasm run test test-go test-race test-e2e test-wasm chromium fuzz bench clean
 
 all: build
 
@@ -34,9 +34,17 @@ run: build
 
 test: wasm chromium test-go test-wasm
 
-test-go:
+# Every package under the race detector but the Chromium tests (-short
+# skips them: their timing is the product's, and the detector slows the
+# server tenfold), then the Chromium tests on their own.
+test-go: test-race test-e2e
+
+test-race:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -race -short -count=1 ./...
+
+test-e2e:
+	$(GO) test -count=1 ./server/e2e/
 
 test-wasm:
 	PATH="$(WASM_DIR):$$PATH" GOOS=js GOARCH=wasm $(GO) test -count=1 ./wasm/... ./server/protocol/...

@@ -122,22 +122,13 @@ func (s *server) signedIn(next http.Handler) http.Handler {
 func (s *server) can(perm pos.Permission, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !principal(r).User.Can(perm) {
-			s.writeError(w, r, pos.Errorf(pos.EFORBIDDEN, "you need the %s permission", permissionName(perm)))
+			s.writeError(w, r, pos.Errorf(pos.EFORBIDDEN, "you need the %s permission", perm.Title()))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func permissionName(p pos.Permission) string {
-	switch p {
-	case pos.DeveloperView:
-		return "Developer → View"
-	case pos.DeveloperEdit:
-		return "Developer → Edit"
-	}
-	return string(p)
-}
 
 // pageFor serves a page to a signed-in user holding perm (none if empty);
 // others go to the login page, or get the 403 page.

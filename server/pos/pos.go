@@ -41,6 +41,17 @@ type User struct {
 	Permissions []Permission
 }
 
+// Title is the permission as the POS's screens name it.
+func (p Permission) Title() string {
+	switch p {
+	case DeveloperView:
+		return "Developer → View"
+	case DeveloperEdit:
+		return "Developer → Edit"
+	}
+	return string(p)
+}
+
 // Known reports whether p is a permission idleguard knows.
 func (p Permission) Known() bool { return slices.Contains(KnownPermissions, p) }
 

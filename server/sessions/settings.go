@@ -53,7 +53,7 @@ func (s *Service) RangeError() *pos.Error {
 // nothing.
 func (s *Service) UpdateExpiration(ctx context.Context, by pos.User, seconds int64) (SettingsView, error) {
 	if !by.Can(pos.DeveloperEdit) {
-		return SettingsView{}, pos.Errorf(pos.EFORBIDDEN, "you need the Developer → Edit permission to save Developer Configuration")
+		return SettingsView{}, pos.Errorf(pos.EFORBIDDEN, "you need the %s permission to save Developer Configuration", pos.DeveloperEdit.Title())
 	}
 	if seconds < s.cfg.MinExpirationSeconds || seconds > pos.MaxExpirationSeconds {
 		return SettingsView{}, s.RangeError()

@@ -38,11 +38,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"idleguard/server/pos"
+	"idleguard/server/protocol"
 )
 
-// MaxTokenLen is the longest token Verify will look at. Ours are about 300
-// bytes; anything near this limit is not one of ours.
-const MaxTokenLen = 4 << 10
+// MaxTokenLen is the longest token Verify will look at: the one limit the
+// socket protocol also applies to a token in a state frame. Ours are about
+// 300 bytes; anything near this limit is not one of ours.
+const MaxTokenLen = protocol.MaxTokenLen
 
 // Leeway is how far the clock may be off when Verify checks iat, nbf and
 // exp: a token is accepted from iat-Leeway and until exp+Leeway. It absorbs
