@@ -35,7 +35,7 @@ const demoPassword = "demo"
 
 // seedDemo adds the demo groups and users once; it leaves existing users
 // (and their passwords) as they are.
-func seedDemo(ctx context.Context, dir pos.Directory) error {
+func seedDemo(ctx context.Context, dir pos.Directory, cost int) error {
 	for _, g := range demoGroups {
 		if err := dir.PutGroup(ctx, g); err != nil {
 			return fmt.Errorf("seed demo group %s: %w", g.Name, err)
@@ -50,7 +50,7 @@ func seedDemo(ctx context.Context, dir pos.Directory) error {
 		}
 		if hash == nil {
 			var err error
-			if hash, err = bcrypt.GenerateFromPassword([]byte(demoPassword), bcrypt.DefaultCost); err != nil {
+			if hash, err = bcrypt.GenerateFromPassword([]byte(demoPassword), cost); err != nil {
 				return fmt.Errorf("seed demo: %w", err)
 			}
 		}

@@ -16,7 +16,7 @@ import (
 // directory with the demo users, for driving its handler directly.
 func newTestApp(t testing.TB, minExpiration int64) *app {
 	t.Helper()
-	o := options{dataDir: t.TempDir(), demo: true, minExpiration: minExpiration, maxTabs: 16, logLevel: "error"}
+	o := options{dataDir: t.TempDir(), demo: true, minExpiration: minExpiration, maxTabs: 16, logLevel: "error", passwordCost: 4}
 	a, err := newApp(context.Background(), o, newLogger(io.Discard, "error"))
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"idleguard/server/pos"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // options are the server's flags.
@@ -28,6 +30,7 @@ type options struct {
 	origins       string
 	logLevel      string
 	debugAddr     string
+	passwordCost  int
 	tlsCert       string
 	tlsKey        string
 	trusted       []netip.Prefix
@@ -48,6 +51,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.origins, "origins", "", "comma-separated origins allowed to open the socket, e.g. https://pos.example.com (default: the server's own)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve pprof and /debug/stats on this address, e.g. 127.0.0.1:6060 (off by default; never expose it)")
+	fs.IntVar(&o.passwordCost, "password-cost", bcrypt.DefaultCost, "bcrypt cost of the demo users' password hashes and of sign-in's comparison for unknown names (4-31)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate chain (with -tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of -tls-cert")
 	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, e.g. 127.0.0.1,10.0.0.0/8")
@@ -63,6 +67,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.minExpiration < 1 || o.minExpiration > pos.MaxExpirationSeconds {
 		return o, fmt.Errorf("-min-expiration must be from 1 to %d seconds", pos.MaxExpirationSeconds)
+	}
+	if o.passwordCost < bcrypt.MinCost || o.passwordCost > bcrypt.MaxCost {
+		return o, fmt.Errorf("-password-cost must be from %d to %d", bcrypt.MinCost, bcrypt.MaxCost)
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return o, errors.New("-tls-cert and -tls-key go together")

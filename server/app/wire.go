@@ -63,7 +63,7 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 		}
 	}()
 	if o.demo {
-		if err := seedDemo(ctx, db); err != nil {
+		if err := seedDemo(ctx, db, o.passwordCost); err != nil {
 			return nil, err
 		}
 	}
@@ -83,6 +83,7 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 		MinExpirationSeconds: o.minExpiration,
 		MaxLifetime:          o.maxLifetime,
 		Security:             sec,
+		PasswordCost:         o.passwordCost,
 	})
 	if err != nil {
 		return nil, err

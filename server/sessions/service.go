@@ -40,6 +40,9 @@ type Config struct {
 	CheckpointEvery time.Duration
 	// HashSlots caps concurrent password hashing; default max(2, GOMAXPROCS).
 	HashSlots int
+	// PasswordCost is the bcrypt cost of new password hashes (and of the
+	// hash an unknown name is compared against); default bcrypt.DefaultCost.
+	PasswordCost int
 	// Security is the security log (nil: none).
 	Security *seclog.Log
 }
@@ -77,6 +80,10 @@ type Service struct {
 	endSeq  int64
 
 	health storeHealth
+
+	// A bcrypt hash compared against when the user does not exist, so that
+	// a wrong name costs as long as a wrong password.
+	dummyHash []byte
 }
 
 // New loads the setting and every live session from the store and starts
@@ -92,10 +99,18 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 	if cfg.HashSlots <= 0 {
 		cfg.HashSlots = max(2, runtime.GOMAXPROCS(0))
 	}
+	if cfg.PasswordCost == 0 {
+		cfg.PasswordCost = bcrypt.DefaultCost
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("idleguard: no such user"), cfg.PasswordCost)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: password cost: %w", err)
+	}
 	s := &Service{log: log, clock: c, store: store, tokens: tokens, cfg: cfg, sockets: sockets,
-		throttle: signin.NewThrottle(c, signin.ThrottleConfig{}),
-		hashing:  signin.NewHashGate(cfg.HashSlots),
-		sec:      cfg.Security,
+		throttle:  signin.NewThrottle(c, signin.ThrottleConfig{}),
+		hashing:   signin.NewHashGate(cfg.HashSlots),
+		sec:       cfg.Security,
+		dummyHash: dummy,
 	}
 	settings, err := store.Settings(ctx)
 	if err != nil {
@@ -140,10 +155,6 @@ func (s *Service) Live() int { return s.tracker.Len() }
 func (s *Service) policy(expiration time.Duration) idle.Policy {
 	return idle.Policy{Expiration: expiration, MaxLifetime: s.cfg.MaxLifetime}
 }
-
-// A bcrypt hash of a random password, compared against when the user does
-// not exist so that a wrong name costs as long as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("idleguard: no such user"), bcrypt.DefaultCost)
 
 // MaxPasswordLen is bcrypt's limit: it ignores every byte after the 72nd,
 // so a longer password is refused rather than silently cut.
@@ -244,7 +255,7 @@ func (s *Service) checkPassword(ctx context.Context, name string, cr Credentials
 	}
 	defer leave()
 	if err != nil {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(cr.Password))
+		bcrypt.CompareHashAndPassword(s.dummyHash, []byte(cr.Password))
 		return pos.User{}, fail
 	}
 	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(cr.Password)) != nil {

@@ -89,7 +89,10 @@ func StartIn(t *testing.T, run RunFunc, dir string, args ...string) *Server {
 // Start starts a stopped server again on its data directory (on a new port).
 func (s *Server) Start(t *testing.T) {
 	t.Helper()
-	args := append([]string{"idleguard", "-data", s.Dir, "-addr", "127.0.0.1:0", "-demo", "-min-expiration", "1", "-log-level", "debug"}, s.Args...)
+	args := append([]string{"idleguard", "-data", s.Dir, "-addr", "127.0.0.1:0", "-demo", "-min-expiration", "1", "-log-level", "debug",
+		// The cheapest bcrypt: sign-ins are many here, and ten times
+		// slower under the race detector.
+		"-password-cost", "4"}, s.Args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -363,6 +366,24 @@ func ReadFrame(t *testing.T, ws *websocket.Conn) protocol.Message {
 		t.Fatalf("read frame %q: %v", data, err)
 	}
 	return m
+}
+
+// ReadState reads frames until a state frame and returns it. Warnings on
+// the way are skipped: the idle clock sends them on its own time, so one
+// may come before the state a test caused as well as after it. Any other
+// frame, or the end of the socket, fails t.
+func ReadState(t *testing.T, ws *websocket.Conn) protocol.Message {
+	t.Helper()
+	for {
+		m := ReadFrame(t, ws)
+		switch m.Kind {
+		case protocol.State:
+			return m
+		case protocol.Warning:
+			continue
+		}
+		t.Fatalf("got %+v, want a state frame", m)
+	}
 }
 
 // ReadUntilClose reads frames until the server closes the socket and
