@@ -1,13 +1,16 @@
 package app
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"idleguard/server/internal/apptest"
 	"idleguard/server/protocol"
+	"idleguard/server/sessions"
 )
 
 // A restart keeps users, the setting and sessions with their last activity;
@@ -76,5 +79,109 @@ func TestRestartKeepsSessions(t *testing.T) {
 	if m.Kind != protocol.State || m.ExpirationS != 30 || m.RemainingMs > expiration.Milliseconds() || m.RemainingMs <= low {
 		t.Errorf("state after restart: got %+v, want expiration=30 and %d < remaining <= %d (%v since the activity)",
 			m, low, expiration.Milliseconds(), elapsed)
+	}
+}
+
+// A session whose deadline passes while the program is stopped is ended by
+// the next start: it comes back from the store already past its deadline,
+// and the idle clock fires during start-up (it once raced with the wiring
+// that gives the clock the sockets), ending it with reason idle, for good.
+func TestRestartIntoPastDeadline(t *testing.T) {
+	t.Parallel()
+	// The first run must stop before the deadline, or it ends the session
+	// itself and start-up has nothing to do. A stop slower than the
+	// Expiration Time tries again with a longer one.
+	for _, seconds := range []int{2, 4, 8} {
+		if restartIntoPastDeadline(t, seconds) {
+			return
+		}
+	}
+	t.Fatal("every run took longer to stop than the session had left")
+}
+
+// restartIntoPastDeadline runs the scenario once with an Expiration Time of
+// seconds, and reports false if the first run ended the session itself.
+func restartIntoPastDeadline(t *testing.T, seconds int) bool {
+	t.Helper()
+	expiration := time.Duration(seconds) * time.Second
+	s := apptest.Start(t, RunReady)
+	apptest.SetExpiration(t, s.Base, seconds)
+	tok, _ := apptest.MustLogin(t, s.Base, "cashier", "demo")
+	sid := tokenSessionID(t, tok)
+	ws := apptest.DialSocket(t, s, tok, "")
+	apptest.ReadState(t, ws)
+	// Activity just before the stop, so that the stop has all of an
+	// Expiration Time to finish in.
+	apptest.Send(t, ws, "activity ago=0")
+	apptest.Send(t, ws, "sync")
+	apptest.ReadState(t, ws) // frames are handled in order: the activity is in
+	active := time.Now()     // the session's last activity is before this
+
+	events := apptest.Watch(ws) // so that the socket answers the server's close
+	stopping := time.Now()
+	s.Stop(t)
+	took := time.Since(stopping)
+	closed := -1
+	for e := range events {
+		if e.End {
+			closed = e.Code
+		}
+	}
+	firstRun := s.Log.String()
+	if strings.Contains(firstRun, signedOutLine(sid)) {
+		t.Logf("the first run ended the session itself: it took %v to stop, with %v of the Expiration Time %v left",
+			took.Round(time.Millisecond), expiration-stopping.Sub(active), expiration)
+		return false
+	}
+	if closed != protocol.CloseGoingAway {
+		t.Errorf("on shutdown: got close %d, want %d going away", closed, protocol.CloseGoingAway)
+	}
+
+	// Past the deadline, the program not running.
+	time.Sleep(time.Until(active.Add(expiration + 100*time.Millisecond)))
+	s.Start(t)
+	// Not only refused: the idle clock fired for it during start-up.
+	wantLogSoon(t, s, len(firstRun), signedOutLine(sid)+" reason=idle")
+	apptest.WantEnded(t, s, tok, "idle")
+
+	// The end is written, with its reason: the next run says so too.
+	s.Restart(t)
+	apptest.WantEnded(t, s, tok, "idle")
+	return true
+}
+
+// tokenSessionID is the sid claim of a token (its payload, unverified).
+func tokenSessionID(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q: want three parts", tok)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims struct {
+		SessionID string `json:"sid"`
+	}
+	if err == nil {
+		err = json.Unmarshal(payload, &claims)
+	}
+	if err != nil || claims.SessionID == "" {
+		t.Fatalf("token payload %q: no sid (%v)", payload, err)
+	}
+	return claims.SessionID
+}
+
+// signedOutLine is how the log begins the record of the session's end.
+func signedOutLine(sid string) string {
+	return `msg="signed out" sid=` + sessions.ShortID(sid)
+}
+
+// wantLogSoon waits until the server's log, after its first from bytes,
+// holds want.
+func wantLogSoon(t *testing.T, s *apptest.Server, from int, want string) {
+	t.Helper()
+	for end := time.Now().Add(apptest.WaitLimit); !strings.Contains(s.Log.String()[from:], want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the server's log has no %q %v after the start", want, apptest.WaitLimit)
+		}
 	}
 }
