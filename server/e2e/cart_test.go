@@ -46,13 +46,13 @@ func TestE2ECartSurvivesSignOut(t *testing.T) {
 	pos.signIn(s.Base, "cashier", "demo")
 	pos.waitUser("cashier")
 	pos.do(clickID("product-espresso"), clickID("product-latte"), clickID("product-latte"))
-	last := time.Now()
+	due := time.Now().Add(3 * time.Second) // the taps are the last input
 	want := cartView{Lines: []string{"Espresso x1", "Caffè Latte x2"}, Total: "$10.90"}
 	if got := eval[cartView](pos, cartExpr); !reflect.DeepEqual(got, want) {
 		t.Fatalf("cart after three taps: got %+v, want %+v", got, want)
 	}
 
-	landed := waitSignedOut(t, last, apptest.WaitLimit, pos)
+	landed := waitSignedOut(t, due, pos)
 	wantIdleReason(t, pos, landed[0], "3")
 	// Long enough for the next sign-ins and checks.
 	apptest.SetExpiration(t, s.Base, 600)

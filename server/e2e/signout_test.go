@@ -45,7 +45,7 @@ func warningOpen(p *tab) bool {
 
 // wantPOSFor polls p for d: it must stay on /pos with no warning. On a
 // failure it calls stop (ending the typing) before failing the test.
-func (p *tab) wantPOSFor(d time.Duration, what string, stop func() (time.Time, error)) {
+func (p *tab) wantPOSFor(d time.Duration, what string, stop func() (instant, error)) {
 	p.t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(e2ePoll) {
 		if look := eval[pageLook](p, lookExpr); look.Path != "/pos" || look.Open {
@@ -109,27 +109,35 @@ func TestE2ESeedScenario(t *testing.T) {
 	}
 
 	// Silence: watch the warning come and count down, then the sign-out.
-	var warned []string // countdown texts seen while the dialog was open
+	var warned []string     // countdown texts seen while the dialog was open
+	var elsewhere time.Time // the start of the last look that was not /login
 	var arrived landing
 	for arrived.href == "" {
+		asked := time.Now()
 		look, ok := try[pageLook](cashier, lookExpr)
 		switch {
 		case ok && look.Path == "/login":
-			arrived = landing{after: time.Since(last), href: eval[string](cashier, "location.href")}
-		case ok && look.Open:
-			if look.Role != "alertdialog" {
-				t.Errorf("warning dialog: role %q, want alertdialog", look.Role)
-			}
-			if len(warned) == 0 || warned[len(warned)-1] != look.Countdown {
-				warned = append(warned, look.Countdown)
+			arrived = landing{at: instant{from: elsewhere, to: time.Now()}}
+			arrived.href = eval[string](cashier, "location.href")
+		case ok:
+			elsewhere = asked
+			if look.Open {
+				if look.Role != "alertdialog" {
+					t.Errorf("warning dialog: role %q, want alertdialog", look.Role)
+				}
+				if len(warned) == 0 || warned[len(warned)-1] != look.Countdown {
+					warned = append(warned, look.Countdown)
+				}
 			}
 		}
-		if time.Since(last) > apptest.WaitLimit {
+		if time.Since(last.to) > apptest.WaitLimit {
 			t.Fatalf("still on %q %v after the last key", look.Path, apptest.WaitLimit)
 		}
-		time.Sleep(e2ePoll)
+		if arrived.href == "" {
+			time.Sleep(e2ePoll)
+		}
 	}
-	wantOnTime(t, "cashier", arrived, n)
+	wantOnTime(t, "cashier", last, arrived, n)
 	if len(warned) == 0 {
 		t.Errorf("no warning dialog was seen between the last key and the sign-out")
 	}
@@ -167,12 +175,20 @@ func TestE2ETwoTabs(t *testing.T) {
 		t.Fatalf("tab B after %v: guard state %+v, want connected", 2*n, st)
 	}
 
-	got := waitSignedOut(t, last, apptest.WaitLimit, a, tabB)
-	wantOnTime(t, "tab A", got[0], n)
-	wantOnTime(t, "tab B", got[1], n)
+	got := waitSignedOut(t, last.to.Add(n), a, tabB)
+	wantOnTime(t, "tab A", last, got[0], n)
+	wantOnTime(t, "tab B", last, got[1], n)
 	wantIdleReason(t, a, got[0], "3")
 	wantIdleReason(t, tabB, got[1], "3")
 }
+
+// recordWarnings makes the page count the warnings it shows (each
+// idleguard:warning) in window.__e2eWarnings.
+const recordWarnings = `(() => {
+	window.__e2eWarnings = [];
+	addEventListener('idleguard:warning', e => __e2eWarnings.push(e.detail.remaining_ms));
+	return true;
+})()`
 
 // "Stay signed in" in one tab's warning closes the warning in every tab
 // and moves the deadline for all of them.
@@ -190,29 +206,30 @@ func TestE2EStaySignedIn(t *testing.T) {
 	tabB.navigate(s.Base + "/pos")
 	a.waitGuard()
 	tabB.waitGuard()
+	eval[bool](a, recordWarnings)
 
-	// Nobody touches anything: both tabs warn.
-	for !warningOpen(a) || !warningOpen(tabB) {
-		if a.path() == "/login" || tabB.path() == "/login" {
-			t.Fatalf("signed out before both tabs showed the warning")
-		}
-		time.Sleep(e2ePoll)
-	}
+	// Nobody touches anything: the warning shows. B's is clicked as soon as
+	// the test sees it, so that the click has as much of the warning's
+	// 1.5 s as the machine allows; A's is checked after, from its record.
+	tabB.waitTrue(warningOpenExpr, "the warning in tab B")
 	// The warning shows a quarter of n before the deadline: the old
 	// deadline is no later than that from now.
 	oldDeadline := time.Now().Add(n / 4)
-	tabB.do(clickID("idleguard-stay"))
-	clicked := time.Now()
-	t.Logf("clicked Stay signed in %v before the old deadline", oldDeadline.Sub(clicked).Round(time.Millisecond))
+	// The click is the last input: it happened during the DevTools call
+	// (the button's handler sends "stay" then), not when the call answered.
+	clicked := timed(func() { tabB.do(clickID("idleguard-stay")) })
+	t.Logf("clicked Stay signed in %v before the old deadline", oldDeadline.Sub(clicked.to).Round(time.Millisecond))
+	// The server warns every tab of the session with one frame each.
+	a.waitTrue(`__e2eWarnings.length > 0`, "the warning in tab A")
 
 	for warningOpen(a) || warningOpen(tabB) {
-		if time.Since(clicked) > apptest.WaitLimit {
+		if time.Since(clicked.to) > apptest.WaitLimit {
 			t.Fatalf("warning still open %v after Stay signed in (A %v, B %v), want closed in both",
 				apptest.WaitLimit, warningOpen(a), warningOpen(tabB))
 		}
 		time.Sleep(e2ePoll)
 	}
-	t.Logf("the warning closed in both tabs %v after the click", time.Since(clicked).Round(time.Millisecond))
+	t.Logf("the warning closed in both tabs %v after the click", time.Since(clicked.to).Round(time.Millisecond))
 
 	// Past the old deadline (and the guard's grace for the server's word):
 	// both tabs are still on the POS.
@@ -224,9 +241,9 @@ func TestE2EStaySignedIn(t *testing.T) {
 	}
 
 	// The click was the last input: the new deadline counts from it.
-	got := waitSignedOut(t, clicked, apptest.WaitLimit, a, tabB)
-	wantOnTime(t, "tab A", got[0], n)
-	wantOnTime(t, "tab B", got[1], n)
+	got := waitSignedOut(t, clicked.to.Add(n), a, tabB)
+	wantOnTime(t, "tab A", clicked, got[0], n)
+	wantOnTime(t, "tab B", clicked, got[1], n)
 }
 
 // A tab in the background (hidden behind another tab of its window) is
@@ -249,8 +266,8 @@ func TestE2EHiddenTab(t *testing.T) {
 	if vis := eval[string](front, "document.visibilityState"); vis != "visible" {
 		t.Errorf("front tab: visibilityState %q, want visible", vis)
 	}
-	got := waitSignedOut(t, last, apptest.WaitLimit, pos)
-	wantOnTime(t, "hidden POS tab", got[0], n)
+	got := waitSignedOut(t, last.to.Add(n), pos)
+	wantOnTime(t, "hidden POS tab", last, got[0], n)
 	if vis := eval[string](pos, "document.visibilityState"); vis != "hidden" {
 		t.Errorf("POS tab at sign-out: visibilityState %q, want still hidden", vis)
 	}
