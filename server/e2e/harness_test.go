@@ -470,6 +470,20 @@ func (p *tab) retype(id, text string) {
 	}
 }
 
+// clickNow is a real mouse click on the middle of the element with that
+// id, found first, and returns the instant of the click: only the press
+// and the release, not the finding.
+func (p *tab) clickNow(id string) instant {
+	p.t.Helper()
+	type point struct {
+		X float64 `json:"x"`
+		Y float64 `json:"y"`
+	}
+	at := eval[point](p, `(() => { const r = document.getElementById(`+jsString(id)+`).getBoundingClientRect();
+		return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()`)
+	return timed(func() { p.do(chromedp.MouseClickXY(at.X, at.Y)) })
+}
+
 // clickID is a real mouse click on the element with that id.
 func clickID(id string) chromedp.Action[chromedp.Void] {
 	return chromedp.Click(chromedp.ID(id))

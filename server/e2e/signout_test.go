@@ -215,9 +215,10 @@ func TestE2EStaySignedIn(t *testing.T) {
 	// The warning shows a quarter of n before the deadline: the old
 	// deadline is no later than that from now.
 	oldDeadline := time.Now().Add(n / 4)
-	// The click is the last input: it happened during the DevTools call
-	// (the button's handler sends "stay" then), not when the call answered.
-	clicked := timed(func() { tabB.do(clickID("idleguard-stay")) })
+	// The click is the last input: it happened during the DevTools calls
+	// that press and release the button (its handler sends "stay" then),
+	// not when they answered.
+	clicked := tabB.clickNow("idleguard-stay")
 	t.Logf("clicked Stay signed in %v before the old deadline", oldDeadline.Sub(clicked.to).Round(time.Millisecond))
 	// The server warns every tab of the session with one frame each.
 	a.waitTrue(`__e2eWarnings.length > 0`, "the warning in tab A")
