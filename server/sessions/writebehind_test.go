@@ -2,131 +2,14 @@ package sessions
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
 
-	"idleguard/server/clock"
-	"idleguard/server/hub"
 	"idleguard/server/pos"
 	"idleguard/server/protocol"
-	"idleguard/server/sqlite"
-	"idleguard/server/token"
 )
-
-// These tests run the service on a fake clock, a real SQLite file and a
-// recording socket port.
-
-var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-
-// signOuts records the sign-outs the service told the sockets.
-type signOuts struct {
-	mu   sync.Mutex
-	outs []string // "sid reason"
-}
-
-func (r *signOuts) Room(string) bool              { return true }
-func (r *signOuts) Send(string, protocol.Message) {}
-func (r *signOuts) Attach(*websocket.Conn, string, hub.FrameHandler) (hub.Socket, error) {
-	return nil, errors.New("no sockets here")
-}
-func (r *signOuts) SignOut(sid string, reason protocol.Reason, _ int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.outs = append(r.outs, sid+" "+reason.String())
-}
-
-func (r *signOuts) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	o := r.outs
-	r.outs = nil
-	return o
-}
-
-// faultyStore is the real SQLite store with writes that fail on demand: a
-// full or read-only disk, as the outside test produced.
-type faultyStore struct {
-	*sqlite.DB
-	failing atomic.Bool
-}
-
-var errDiskFull = errors.New("database or disk is full")
-
-func (f *faultyStore) SaveActivity(ctx context.Context, b []pos.Activity) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.SaveActivity(ctx, b)
-}
-
-func (f *faultyStore) RevokeSession(ctx context.Context, id string, at time.Time, reason protocol.Reason) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.RevokeSession(ctx, id, at, reason)
-}
-
-func (f *faultyStore) RevokeSessions(ctx context.Context, b []pos.Revocation) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.RevokeSessions(ctx, b)
-}
-
-type fixture struct {
-	svc   *Service
-	store *faultyStore
-	clock *clock.Fake
-	socks *signOuts
-}
-
-func newFixture(t *testing.T) *fixture {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	hash, _ := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)
-	if err := db.PutGroup(ctx, pos.Group{Name: "cashiers"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"cashier", "other"} {
-		if _, err := db.AddUser(ctx, pos.User{Name: name, Group: "cashiers", PasswordHash: hash}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	c := clock.NewFake(t0)
-	f := &fixture{store: &faultyStore{DB: db}, clock: c, socks: &signOuts{}}
-	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: c.Now})
-	f.svc, err = New(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), c, f.store, tokens, f.socks, Config{MinExpirationSeconds: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func (f *fixture) login(t *testing.T, user string) SignedIn {
-	t.Helper()
-	in, err := f.svc.Login(context.Background(), Credentials{Username: user, Password: "demo", Addr: "10.0.0.1"})
-	if err != nil {
-		t.Fatalf("login %s: %v", user, err)
-	}
-	return in
-}
 
 // Findings 9 and 15: what fails to be written (activity, an idle expiry, a
 // sign-out) stays pending and is written once the store recovers; /readyz
@@ -193,9 +76,7 @@ func TestSessionEndLogSignsOut(t *testing.T) {
 		t.Fatalf("RevokeUserSessions: got %v %v, want one session", ended, err)
 	}
 	f.svc.readEnds(ctx)
-	if got := f.socks.take(); len(got) != 1 || got[0] != in.Claims.SessionID+" revoked" {
-		t.Fatalf("sign-outs: got %q, want %s revoked", got, in.Claims.SessionID)
-	}
+	wantLines(t, "sign-outs", f.socks.takeAll(), in.Claims.SessionID+" signout revoked 60")
 	if _, err := f.svc.Authenticate(ctx, in.Token); pos.ErrorCode(err) != pos.EUNAUTHORIZED {
 		t.Fatalf("Authenticate after revocation: got %v, want 401", err)
 	}
@@ -203,9 +84,7 @@ func TestSessionEndLogSignsOut(t *testing.T) {
 		t.Fatalf("the other user's session: got %v, want alive", err)
 	}
 	f.svc.readEnds(ctx) // read once: nothing twice
-	if got := f.socks.take(); len(got) != 0 {
-		t.Fatalf("second read: got %q, want nothing", got)
-	}
+	wantLines(t, "second read", f.socks.takeAll())
 }
 
 // Finding 1: a token authenticates only as the user it was issued to: once
@@ -227,5 +106,103 @@ func TestDeletedUserTokenRefused(t *testing.T) {
 	}
 	if _, err := f.svc.Authenticate(ctx, in.Token); pos.ErrorCode(err) != pos.EUNAUTHORIZED {
 		t.Fatalf("deleted user's token, before the end log is read: got %v, want 401", err)
+	}
+}
+
+// An idle expiry whose write fails stays pending: the session stays ended
+// (and says why) meanwhile, and reaches the store once it recovers.
+func TestIdleExpiryKeptUntilWritten(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	in := f.login(t, "cashier")
+	sid := in.Claims.SessionID
+	f.store.failing.Store(true)
+	f.clock.Advance(60 * time.Second)
+	wantLines(t, "at the deadline", f.socks.take(sid), "send warning remaining=15000", "signout idle 60")
+	for range 3 {
+		f.clock.Advance(time.Second)
+		if err := f.svc.flush(ctx); err == nil {
+			t.Fatal("flush on a failing store: got nil, want an error")
+		}
+		if got := f.endedReason(t, in.Token); got != protocol.ReasonIdle {
+			t.Fatalf("Authenticate while the write fails: got reason %v, want idle", got)
+		}
+	}
+	if got := f.session(t, sid); got.Revoked {
+		t.Fatalf("stored while failing: got revoked, want the write still pending")
+	}
+
+	f.store.failing.Store(false)
+	if err := f.svc.flush(ctx); err != nil {
+		t.Fatalf("flush after recovery: %v", err)
+	}
+	got := f.session(t, sid)
+	if !got.Revoked || got.RevokedReason != protocol.ReasonIdle || !got.RevokedAt.Equal(t0.Add(60*time.Second)) {
+		t.Errorf("stored after recovery: got revoked=%v reason=%v at %v, want idle at the deadline", got.Revoked, got.RevokedReason, got.RevokedAt)
+	}
+	if _, pending := f.svc.pendingRevocation(sid); pending {
+		t.Error("pending after it was written: got pending, want gone")
+	}
+	if got := f.endedReason(t, in.Token); got != protocol.ReasonIdle {
+		t.Errorf("Authenticate once written: got reason %v, want idle", got)
+	}
+}
+
+// Run writes behind at every FlushEvery tick of the injected clock: last
+// activity, idle expiries, and sign-outs from the session end log.
+func TestRunFlushesEachTick(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	busy := f.login(t, "cashier")
+	idle := f.login(t, "other")
+	f.clock.Advance(30 * time.Second)
+	revoked := f.login(t, "cashier")
+	c, _ := f.connect(t, busy.Claims.SessionID)
+	stop := f.run(t)
+
+	// waitStored waits for the store to show what the last tick wrote.
+	waitStored := func(what, sid string, ok func(pos.Session) bool) {
+		t.Helper()
+		waitFor(t, what, func() bool {
+			s, err := f.store.Session(ctx, sid)
+			return err == nil && ok(s)
+		})
+	}
+	for i := range 3 {
+		f.clock.Advance(400 * time.Millisecond)
+		c.activity(0)
+		at := f.clock.Now()
+		if got := f.session(t, busy.Claims.SessionID); !got.LastActivity.Before(at) {
+			t.Fatalf("tick %d: last activity %v stored before the tick", i, got.LastActivity)
+		}
+		f.clock.Advance(600 * time.Millisecond) // the tick
+		waitStored("last activity at the tick", busy.Claims.SessionID, func(s pos.Session) bool { return s.LastActivity.Equal(at) })
+	}
+
+	// The idle session ends at t0+60 s; a tick after it writes it.
+	f.clock.Advance(28 * time.Second)
+	waitStored("the idle expiry", idle.Claims.SessionID, func(s pos.Session) bool {
+		return s.Revoked && s.RevokedReason == protocol.ReasonIdle
+	})
+
+	// Another process ends a session: the next tick signs its sockets out.
+	if err := f.store.RevokeSession(ctx, revoked.Claims.SessionID, f.clock.Now().Round(0), protocol.ReasonRevoked); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	waitFor(t, "the end log's sign-out", func() bool {
+		got := f.socks.take(revoked.Claims.SessionID)
+		return len(got) == 1 && got[0] == "signout revoked 60"
+	})
+
+	// Stopping flushes once more.
+	f.clock.Advance(200 * time.Millisecond)
+	c.activity(0)
+	last := f.clock.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := f.session(t, busy.Claims.SessionID); !got.LastActivity.Equal(last) {
+		t.Errorf("after Run returned: got last activity %v, want %v", got.LastActivity, last)
 	}
 }

@@ -1,0 +1,311 @@
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"idleguard/server/clock"
+	"idleguard/server/hub"
+	"idleguard/server/pos"
+	"idleguard/server/protocol"
+	"idleguard/server/sessions"
+	"idleguard/server/sqlite"
+	"idleguard/server/token"
+)
+
+// These tests drive the whole HTTP surface with httptest against the real
+// sessions service: a real SQLite file in a temp dir, the real hub, a fake
+// clock, and a stub for the embedded pages.
+
+var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+
+// stubPages stands in for the embedded static files: every page is its
+// name in a fixed body, with a fixed policy; every other file is missing.
+type stubPages struct{}
+
+const stubCSP = "default-src 'self'; script-src 'sha256-stub'"
+
+func (stubPages) ServeHTTP(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
+func (stubPages) Page(name string) ([]byte, bool)                  { return []byte("page " + name), true }
+func (stubPages) CSP(string) string                                { return stubCSP }
+
+// faultyStore is the real SQLite store whose session writes fail on demand
+// (a full disk).
+type faultyStore struct {
+	*sqlite.DB
+	failing atomic.Bool
+}
+
+var errDiskFull = errors.New("database or disk is full")
+
+func (f *faultyStore) SaveActivity(ctx context.Context, b []pos.Activity) error {
+	if f.failing.Load() {
+		return errDiskFull
+	}
+	return f.DB.SaveActivity(ctx, b)
+}
+
+func (f *faultyStore) RevokeSession(ctx context.Context, id string, at time.Time, reason protocol.Reason) error {
+	if f.failing.Load() {
+		return errDiskFull
+	}
+	return f.DB.RevokeSession(ctx, id, at, reason)
+}
+
+func (f *faultyStore) RevokeSessions(ctx context.Context, b []pos.Revocation) error {
+	if f.failing.Load() {
+		return errDiskFull
+	}
+	return f.DB.RevokeSessions(ctx, b)
+}
+
+type fixture struct {
+	h     http.Handler
+	svc   *sessions.Service
+	store *faultyStore
+	clock *clock.Fake
+	hub   *hub.Hub
+
+	mu     sync.Mutex
+	tokens []string // every token a response carried, for the Location check
+}
+
+// newFixture serves the API over a fresh store holding cashier (no
+// permissions), viewer (Developer View) and admin (Developer View and
+// Edit), password "demo", with an Expiration Time of 60 s and the clock at
+// t0. A hub with room for two sockets a session holds the sockets.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	image, err := seededDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	if err := os.WriteFile(path, image, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f := &fixture{store: &faultyStore{DB: db}, clock: clock.NewFake(t0)}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: f.clock.Now})
+	f.hub = hub.New(log, hub.Config{MaxPerSession: 2})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		f.hub.Shutdown(ctx)
+	})
+	f.svc, err = sessions.New(ctx, log, f.clock, f.store, tokens, f.hub,
+		sessions.Config{MinExpirationSeconds: 1, PasswordCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h = NewServer(log, Config{}, f.svc, stubPages{})
+	return f
+}
+
+// seededDB is the bytes of a SQLite file holding newFixture's users and
+// setting, made once: migrating a new file takes a few hundred
+// milliseconds under -race, copying one takes none.
+var seededDB = sync.OnceValues(func() ([]byte, error) {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "api-fixture-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, sqlite.FileName)
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := seed(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.Close(); err != nil { // folds the write-ahead log in
+		return nil, err
+	}
+	return os.ReadFile(path)
+})
+
+func seed(ctx context.Context, db *sqlite.DB) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)
+	if err != nil {
+		return err
+	}
+	for _, g := range []pos.Group{
+		{Name: "cashiers"},
+		{Name: "viewers", Permissions: []pos.Permission{pos.DeveloperView}},
+		{Name: "developers", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}},
+	} {
+		if err := db.PutGroup(ctx, g); err != nil {
+			return err
+		}
+	}
+	for _, u := range []pos.User{
+		{Name: "cashier", Group: "cashiers"},
+		{Name: "viewer", Group: "viewers"},
+		{Name: "admin", Group: "developers"},
+	} {
+		u.PasswordHash = hash
+		if _, err := db.AddUser(ctx, u); err != nil {
+			return err
+		}
+	}
+	return db.SaveSettings(ctx, pos.Settings{ExpirationSeconds: 60, UpdatedBy: "fixture", UpdatedAt: t0},
+		pos.SettingsChange{At: t0, By: "fixture", Old: pos.DefaultExpirationSeconds, New: 60})
+}
+
+// request builds a request to the fixture's host (example.com, as
+// httptest names it); headers come in name, value pairs. A body is sent as
+// JSON unless a Content-Type header says otherwise.
+func request(method, target, body string, headers ...string) *http.Request {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r := httptest.NewRequest(method, target, rd)
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Header.Set(headers[i], headers[i+1])
+	}
+	return r
+}
+
+// serve runs r through the handler. No answer may carry a token in its
+// Location: DESIGN.md invariant 6, a token never travels in a URL.
+func (f *fixture) serve(t *testing.T, r *http.Request) *http.Response {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, r)
+	resp := rec.Result()
+	t.Cleanup(func() { resp.Body.Close() })
+	for _, c := range resp.Cookies() {
+		if c.Value != "" {
+			f.noteToken(c.Value)
+		}
+	}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		f.mu.Lock()
+		seen := append([]string(nil), f.tokens...)
+		f.mu.Unlock()
+		for _, tok := range seen {
+			if strings.Contains(loc, tok) {
+				t.Errorf("%s %s: Location %q carries a token", r.Method, r.URL, loc)
+			}
+		}
+		if strings.Contains(loc, "eyJ") {
+			t.Errorf("%s %s: Location %q looks like it carries a JWT", r.Method, r.URL, loc)
+		}
+	}
+	return resp
+}
+
+func (f *fixture) noteToken(tok string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokens = append(f.tokens, tok)
+}
+
+// login signs user in through POST /api/login and returns the token from
+// its body and its cookie.
+func (f *fixture) login(t *testing.T, user string) (string, *http.Cookie) {
+	t.Helper()
+	resp := f.serve(t, request("POST", "/api/login", `{"username":"`+user+`","password":"demo"}`))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login %s: got %d %s, want 200", user, resp.StatusCode, readBody(t, resp))
+	}
+	var body loginResponse
+	decodeJSON(t, resp, &body)
+	f.noteToken(body.Token)
+	c := cookie(t, resp, CookieName)
+	return body.Token, c
+}
+
+// cookie is resp's Set-Cookie of the given name.
+func cookie(t *testing.T, resp *http.Response, name string) *http.Cookie {
+	t.Helper()
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no %s cookie set; Set-Cookie: %q", name, resp.Header.Values("Set-Cookie"))
+	return nil
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// decodeJSON reads resp's body into v, refusing fields v lacks.
+func decodeJSON(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type: got %q, want application/json; charset=utf-8", ct)
+	}
+	dec := json.NewDecoder(resp.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decode %T: %v", v, err)
+	}
+}
+
+// apiError checks that resp is the error JSON with the given status and
+// returns its detail: the one shape every error answer has.
+func apiError(t *testing.T, resp *http.Response, status int) errorDetail {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("status: got %d, want %d", resp.StatusCode, status)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control: got %q, want no-store", cc)
+	}
+	var body errorBody
+	decodeJSON(t, resp, &body)
+	d := body.Error
+	if d.Code == "" || d.Message == "" {
+		t.Errorf("error body: got %+v, want a code and a message", d)
+	}
+	if got := statusFor(d.Code); got != status {
+		t.Errorf("error code %q: maps to %d, answered %d", d.Code, got, status)
+	}
+	return d
+}
+
+// getSession is GET /api/session with the given headers.
+func (f *fixture) getSession(t *testing.T, headers ...string) *http.Response {
+	t.Helper()
+	return f.serve(t, request("GET", "/api/session", "", headers...))
+}
+
+func cookieHeader(tok string) string { return CookieName + "=" + tok }
