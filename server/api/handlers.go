@@ -117,12 +117,18 @@ func (s *server) handleLogin() http.Handler {
 	})
 }
 
+// handleLogout ends the request's session. The cookie goes whatever
+// happens: a sign-out the browser asked for must not leave a token behind,
+// even one already refused (the module's fallback when its socket is down).
 func (s *server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The cookie goes whatever happens next: a sign-out the browser
-		// asked for must not leave the token behind.
+		p, err := s.authenticate(w, r)
+		w.Header().Del("Set-Cookie") // no refreshed token on the way out
 		s.clearTokenCookie(w, r)
-		if err := s.sessions.Logout(r.Context(), principal(r).SessionID); err != nil {
+		if err == nil {
+			err = s.sessions.Logout(r.Context(), p.SessionID)
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -10,7 +10,7 @@ func (s *server) routes(mux *http.ServeMux) {
 
 	// Every state-changing request goes through sameOrigin (CSRF).
 	mux.Handle("POST /api/login", s.sameOrigin(s.handleLogin()))
-	mux.Handle("POST /api/logout", s.sameOrigin(s.jsonOnly(s.signedIn(s.handleLogout()))))
+	mux.Handle("POST /api/logout", s.sameOrigin(s.jsonOnly(s.handleLogout())))
 	mux.Handle("GET /api/session", s.signedIn(s.handleSession()))
 	mux.Handle("POST /api/token", s.sameOrigin(s.jsonOnly(s.handleTokenCookie())))
 	mux.Handle("GET /api/settings/jwt", s.signedIn(s.can(guardDeveloperView, s.handleGetSettings())))

@@ -386,7 +386,11 @@ func (s *Service) pendingRevocation(sid string) (protocol.Reason, bool) {
 // store write fails is not lost: it stays pending, like an idle expiry,
 // until the flusher writes it, and the session stays ended meanwhile.
 func (s *Service) Logout(ctx context.Context, sid string) error {
-	s.tracker.Remove(sid)
+	if !s.tracker.Remove(sid) {
+		// Already ended (the idle clock got there first, its revocation
+		// perhaps not written yet): the first end and its reason stand.
+		return nil
+	}
 	s.sockets.SignOut(sid, protocol.ReasonSignedOut, s.expirationSeconds())
 	at := s.clock.Now().Round(0)
 	if err := s.store.RevokeSession(ctx, sid, at, protocol.ReasonSignedOut); err != nil {

@@ -74,6 +74,10 @@ func (f frames) HandleFrame(c hub.Socket, m protocol.Message) {
 	case protocol.Sync:
 		s.sendState(c)
 	case protocol.SignOut:
+		if _, ok := s.tracker.Status(sid); !ok {
+			s.closeEnded(c) // ended first (idle, say): that reason stands
+			return
+		}
 		if err := s.Logout(context.Background(), sid); err != nil {
 			s.log.Error("sign out from socket", "sid", ShortID(sid), "err", err)
 		}
