@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -50,15 +51,7 @@ func Ensure(dir string) error {
 		return fmt.Errorf("%s is %s, not a directory; move it away (mv %s %s.old) or choose another data directory",
 			what, describe(fi.Mode()), quote(dir), quote(dir))
 	}
-	if err := checkOwner(fi, what, target, "700"); err != nil {
-		return err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(target, 0o700); err != nil {
-			return fmt.Errorf("data directory: %w", err)
-		}
-	}
-	return nil
+	return private(fi, what, target, 0o700, "data directory")
 }
 
 // CheckFile makes an existing file of the data directory (the database, its
@@ -80,12 +73,18 @@ func CheckFile(path string) error {
 		return fmt.Errorf("%s is %s, not a regular file; move it away: mv %s %s.old",
 			path, describe(fi.Mode()), quote(path), quote(path))
 	}
-	if err := checkOwner(fi, path, path, "600"); err != nil {
+	return private(fi, path, path, 0o600, "data file")
+}
+
+// private refuses what another user owns and takes group and other bits
+// off the rest (chmod to mode).
+func private(fi fs.FileInfo, what, target string, mode fs.FileMode, kind string) error {
+	if err := checkOwner(fi, what, target, strconv.FormatUint(uint64(mode), 8)); err != nil {
 		return err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(path, 0o600); err != nil {
-			return fmt.Errorf("data file: %w", err)
+		if err := os.Chmod(target, mode); err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
 		}
 	}
 	return nil

@@ -306,10 +306,7 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, erro
 	}
 	sess, err := s.store.Session(ctx, claims.SessionID)
 	if err != nil {
-		if pos.ErrorCode(err) == pos.ENOTFOUND {
-			return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "session not found")
-		}
-		return Principal{}, fmt.Errorf("sessions: authenticate: %w", err)
+		return Principal{}, unauthorizedIfMissing(err, "session not found")
 	}
 	if sess.Revoked {
 		// Ended by another process, and the end log not read yet.
@@ -317,15 +314,21 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, erro
 	}
 	u, err := s.store.UserByID(ctx, sess.UserID)
 	if err != nil {
-		if pos.ErrorCode(err) == pos.ENOTFOUND {
-			return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "user no longer exists")
-		}
-		return Principal{}, fmt.Errorf("sessions: authenticate: %w", err)
+		return Principal{}, unauthorizedIfMissing(err, "user no longer exists")
 	}
 	if claims.Subject != sess.Username || u.Name != sess.Username {
 		return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "invalid token")
 	}
 	return Principal{User: u, SessionID: claims.SessionID, Claims: claims, Remaining: st.Remaining, Expired: expired}, nil
+}
+
+// unauthorizedIfMissing is a lookup's error as Authenticate answers it:
+// what is not found is a refusal, anything else an internal error.
+func unauthorizedIfMissing(err error, msg string) error {
+	if pos.ErrorCode(err) == pos.ENOTFOUND {
+		return pos.Errorf(pos.EUNAUTHORIZED, "%s", msg)
+	}
+	return fmt.Errorf("sessions: authenticate: %w", err)
 }
 
 // Refresh issues a new token for p's live session, ending at its deadline.

@@ -149,13 +149,19 @@ func (t *Throttle) Check(user, addr string) (wait time.Duration) {
 	return 0
 }
 
+// lockPair takes the throttle's lock for an attempt's outcome and returns
+// the pair's key (the address as counted) and the time.
+func (t *Throttle) lockPair(user, addr string) (pairKey, time.Time, func()) {
+	k := pairKey{user, addrKey(addr)}
+	t.mu.Lock()
+	return k, t.begin(), t.mu.Unlock
+}
+
 // Failed records a wrong password (or an unknown name) for user from addr.
 func (t *Throttle) Failed(user, addr string) {
-	addr = addrKey(addr)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.begin()
-	k := pairKey{user, addr}
+	k, now, unlock := t.lockPair(user, addr)
+	defer unlock()
+	addr = k.addr
 	t.pairs.fail(k, now)
 	if t.known.has(k, now) {
 		t.users.release(user, now)
@@ -169,11 +175,9 @@ func (t *Throttle) Failed(user, addr string) {
 // Succeeded records a right password: the pair's failures are forgotten
 // and the pair is known from now on.
 func (t *Throttle) Succeeded(user, addr string) {
-	addr = addrKey(addr)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.begin()
-	k := pairKey{user, addr}
+	k, now, unlock := t.lockPair(user, addr)
+	defer unlock()
+	addr = k.addr
 	t.pairs.forget(k)
 	t.users.release(user, now)
 	t.addrs.release(addr, now)

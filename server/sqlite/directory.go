@@ -96,41 +96,39 @@ func (db *DB) AddUser(ctx context.Context, u pos.User) (pos.User, error) {
 // UpdateUser changes the group and password hash of the user named u.Name
 // and ends the user's live sessions in the same transaction: a session
 // must not keep the permissions or the password it was opened with.
-func (db *DB) UpdateUser(ctx context.Context, u pos.User, at time.Time) (ended []string, err error) {
-	err = db.write(ctx, "update user", func(tx *sql.Tx) error {
+func (db *DB) UpdateUser(ctx context.Context, u pos.User, at time.Time) ([]string, error) {
+	return db.changeUser(ctx, "update user", u.Name, at, func(tx *sql.Tx) (*sql.Row, error) {
 		if err := groupExists(ctx, tx, u.Group); err != nil {
-			return err
+			return nil, err
 		}
-		var id int64
-		err := tx.QueryRowContext(ctx,
+		return tx.QueryRowContext(ctx,
 			`UPDATE users SET group_name = ?, password_hash = ? WHERE name = ? RETURNING id`,
-			u.Group, hash(u.PasswordHash), u.Name).Scan(&id)
-		if err == sql.ErrNoRows {
-			return pos.Errorf(pos.ENOTFOUND, "user %q not found", u.Name)
-		}
-		if err != nil {
-			return err
-		}
-		ended, err = endSessions(ctx, tx, at, protocol.ReasonRevoked, `user_id = ?`, id)
-		return err
+			u.Group, hash(u.PasswordHash), u.Name), nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ended, nil
 }
 
 // DeleteUser deletes a user (ENOTFOUND) and ends its live sessions in the
 // same transaction, so that no session outlives its user. The ended
 // sessions' rows stay until the purge.
-func (db *DB) DeleteUser(ctx context.Context, name string, at time.Time) (ended []string, err error) {
-	err = db.write(ctx, "delete user", func(tx *sql.Tx) error {
-		var id int64
-		err := tx.QueryRowContext(ctx, `DELETE FROM users WHERE name = ? RETURNING id`, name).Scan(&id)
-		if err == sql.ErrNoRows {
-			return pos.Errorf(pos.ENOTFOUND, "user %q not found", name)
-		}
+func (db *DB) DeleteUser(ctx context.Context, name string, at time.Time) ([]string, error) {
+	return db.changeUser(ctx, "delete user", name, at, func(tx *sql.Tx) (*sql.Row, error) {
+		return tx.QueryRowContext(ctx, `DELETE FROM users WHERE name = ? RETURNING id`, name), nil
+	})
+}
+
+// changeUser runs change, a statement on the user named name that returns
+// its id, and ends that user's live sessions in the same transaction; it
+// returns their ids.
+func (db *DB) changeUser(ctx context.Context, op, name string, at time.Time, change func(*sql.Tx) (*sql.Row, error)) (ended []string, err error) {
+	err = db.write(ctx, op, func(tx *sql.Tx) error {
+		row, err := change(tx)
 		if err != nil {
+			return err
+		}
+		var id int64
+		if err := row.Scan(&id); err == sql.ErrNoRows {
+			return pos.Errorf(pos.ENOTFOUND, "user %q not found", name)
+		} else if err != nil {
 			return err
 		}
 		ended, err = endSessions(ctx, tx, at, protocol.ReasonRevoked, `user_id = ?`, id)

@@ -122,24 +122,14 @@ func (db *DB) SessionEnds(ctx context.Context, after int64, limit int) ([]pos.Se
 	if limit <= 0 {
 		return nil, nil // SQLite reads LIMIT -1 as "no limit"
 	}
-	rows, err := db.r.QueryContext(ctx, `
-		SELECT seq, session_id, reason FROM session_ends
-		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, wrap("session ends", err)
-	}
-	defer rows.Close()
-	var ends []pos.SessionEnd
-	for rows.Next() {
+	return queryAll(ctx, db.r, "session ends", func(rows *sql.Rows) (pos.SessionEnd, error) {
 		var e pos.SessionEnd
 		var reason string
-		if err := rows.Scan(&e.Seq, &e.SessionID, &reason); err != nil {
-			return nil, wrap("session ends", err)
-		}
+		err := rows.Scan(&e.Seq, &e.SessionID, &reason)
 		e.Reason = protocol.ParseReason(reason)
-		ends = append(ends, e)
-	}
-	return ends, wrap("session ends", rows.Err())
+		return e, err
+	}, `SELECT seq, session_id, reason FROM session_ends
+		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 }
 
 // LastSessionEnd is the log's newest seq, 0 when it is empty: where a

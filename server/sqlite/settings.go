@@ -52,21 +52,11 @@ func (db *DB) SettingsChanges(ctx context.Context, limit int) ([]pos.SettingsCha
 		return nil, nil // SQLite reads LIMIT -1 as "no limit"
 	}
 	// id breaks ties between changes saved in the same millisecond.
-	rows, err := db.r.QueryContext(ctx,
-		`SELECT at, by, old, new FROM settings_changes ORDER BY at DESC, id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, wrap("settings changes", err)
-	}
-	defer rows.Close()
-	var changes []pos.SettingsChange
-	for rows.Next() {
+	return queryAll(ctx, db.r, "settings changes", func(rows *sql.Rows) (pos.SettingsChange, error) {
 		var c pos.SettingsChange
 		var at int64
-		if err := rows.Scan(&at, &c.By, &c.Old, &c.New); err != nil {
-			return nil, wrap("settings changes", err)
-		}
+		err := rows.Scan(&at, &c.By, &c.Old, &c.New)
 		c.At = fromMillis(at)
-		changes = append(changes, c)
-	}
-	return changes, wrap("settings changes", rows.Err())
+		return c, err
+	}, `SELECT at, by, old, new FROM settings_changes ORDER BY at DESC, id DESC LIMIT ?`, limit)
 }
