@@ -497,9 +497,11 @@ func RunCommand(t *testing.T, run RunFunc, stdin string, args ...string) (string
 // Settings is GET /api/settings/jwt: the fields tests read, and the whole
 // answer, so that comparing two says whether anything changed.
 type Settings struct {
-	ExpirationSeconds int64  `json:"expiration_seconds"`
-	UpdatedBy         string `json:"updated_by"`
-	Body              string `json:"-"`
+	ExpirationSeconds    int64  `json:"expiration_seconds"`
+	MinExpirationSeconds int64  `json:"min_expiration_seconds"`
+	MaxExpirationSeconds int64  `json:"max_expiration_seconds"`
+	UpdatedBy            string `json:"updated_by"`
+	Body                 string `json:"-"`
 }
 
 // Change is one entry of GET /api/settings/jwt/changes.
