@@ -331,6 +331,46 @@ func (p *tab) waitGuard() {
 		return !!(s && s.connected && s.remaining_ms !== null); })()`, "the guard connected")
 }
 
+// startExpiration is the Expiration Time a session starts under when a
+// test wants a shorter one (shortenExpiration): long enough for a loaded
+// machine to start the page's guard (seconds of loading and compiling the
+// module), short enough that the page reports input every second.
+const startExpiration = 10 * time.Second
+
+// shortenExpiration sets the Expiration Time to seconds once p's guard is
+// connected, just after the server has heard a key from p. Set before the
+// sign-in, a short Expiration Time races the guard's start: input the page
+// reports after the deadline is refused, however recent. Set while the
+// session is idle longer than it, it would sign the session out. The
+// session must have started under startExpiration.
+func (p *tab) shortenExpiration(base string, seconds int) {
+	p.t.Helper()
+	p.waitGuard()
+	admin, _ := apptest.MustLogin(p.t, base, "admin", "demo")
+	key := p.pressKey()
+	for {
+		rem, asked := p.serverRemaining()
+		// Counted from the key (or later input), the remaining time is at
+		// least this (5 ms for whole-millisecond rounding).
+		if rem >= startExpiration-asked.to.Sub(key.from)-5*time.Millisecond {
+			changed := timed(func() { apptest.MustSetExpiration(p.t, base, admin, seconds) })
+			// The server was idle for at most startExpiration-rem when it
+			// answered, no earlier than asked.from.
+			idle := startExpiration - rem + time.Millisecond + changed.to.Sub(asked.from)
+			if idle >= time.Duration(seconds)*time.Second {
+				p.t.Fatalf("%s: the Expiration Time of %d s may have found the session idle for %v: the machine was too slow for this test",
+					p.name, seconds, idle.Round(time.Millisecond))
+			}
+			p.waitTrue(`__idleguard.state.expiration_seconds === `+strconv.Itoa(seconds), "the new Expiration Time")
+			return
+		}
+		if time.Since(key.to) > startExpiration/2 {
+			p.t.Fatalf("%s: the server's remaining time is %v %v after the key: the key was not reported", p.name, rem, time.Since(key.to).Round(time.Millisecond))
+		}
+		time.Sleep(e2ePoll)
+	}
+}
+
 // waitTrue polls a boolean expression until it is true.
 func (p *tab) waitTrue(expr, what string) {
 	p.t.Helper()

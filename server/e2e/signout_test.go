@@ -50,7 +50,8 @@ func (p *tab) wantPOSFor(d time.Duration, what string, stop func() (instant, err
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(e2ePoll) {
 		if look := eval[pageLook](p, lookExpr); look.Path != "/pos" || look.Open {
 			stop()
-			p.t.Fatalf("%s %s: got %+v, want /pos with no warning", p.name, what, look)
+			href, _ := try[string](p, "location.href")
+			p.t.Fatalf("%s %s: got %+v (at %s), want /pos with no warning", p.name, what, look, href)
 		}
 	}
 }
@@ -156,6 +157,11 @@ func TestE2ESeedScenario(t *testing.T) {
 func TestE2ETwoTabs(t *testing.T) {
 	const n = 3 * time.Second
 	s := apptest.Start(t, app.RunReady)
+	// Set before the sign-in, not shortened once the guards are up
+	// (shortenExpiration): tab B hears of A's typing only through the
+	// states that token renewals bring to every tab, and the token issued
+	// under the longer time is not renewed until the deadline passes its
+	// exp; meanwhile B's own countdown runs out and B signs itself out.
 	apptest.SetExpiration(t, s.Base, 3)
 	b := newE2EBrowser(t)
 
@@ -197,15 +203,15 @@ func TestE2EStaySignedIn(t *testing.T) {
 	// see it in both tabs and click.
 	const n = 6 * time.Second
 	s := apptest.Start(t, app.RunReady)
-	apptest.SetExpiration(t, s.Base, 6)
+	apptest.SetExpiration(t, s.Base, int(startExpiration/time.Second))
 	b := newE2EBrowser(t)
 
 	a := b.isolatedTab(t, "tab A")
 	a.signIn(s.Base, "cashier", "demo")
 	tabB := a.sibling(t, "tab B", false)
 	tabB.navigate(s.Base + "/pos")
-	a.waitGuard()
-	tabB.waitGuard()
+	a.shortenExpiration(s.Base, 6)
+	tabB.waitTrue(`__idleguard.state.expiration_seconds === 6`, "the new Expiration Time")
 	eval[bool](a, recordWarnings)
 
 	// Nobody touches anything: the warning shows. B's is clicked as soon as
@@ -252,12 +258,12 @@ func TestE2EStaySignedIn(t *testing.T) {
 func TestE2EHiddenTab(t *testing.T) {
 	const n = 4 * time.Second
 	s := apptest.Start(t, app.RunReady)
-	apptest.SetExpiration(t, s.Base, 4)
+	apptest.SetExpiration(t, s.Base, int(startExpiration/time.Second))
 	b := newE2EBrowser(t)
 
 	pos := b.isolatedTab(t, "POS tab")
 	pos.signIn(s.Base, "cashier", "demo")
-	pos.waitGuard()
+	pos.shortenExpiration(s.Base, 4)
 	last := pos.pressKey()
 	front := pos.sibling(t, "front tab", true)
 	front.navigate("about:blank")
