@@ -180,6 +180,13 @@ func (t *Tracker) SetPolicy(p Policy) (live []Live) {
 			t.drop(e)
 			continue
 		}
+		// Every tab hears this deadline now (the caller's fan-out). A token
+		// issued under a longer time must not postpone the next renewal,
+		// which is also how idle tabs hear of another tab's activity:
+		// otherwise they would count down to the deadline heard here.
+		if d := p.Deadline(e.created, e.last); e.tokenExp.After(d) {
+			e.tokenExp = d
+		}
 		st := t.status(e, now)
 		if e.warned && st.Remaining > p.WarnLead() {
 			e.warned, st.Warned = false, false

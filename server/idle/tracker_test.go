@@ -266,6 +266,31 @@ func TestRestoredTimesInTheFutureAreClamped(t *testing.T) {
 	wantEvents(t, r, "warn future 15s", "expire future idle")
 }
 
+// After the setting is lowered, activity in one tab still reaches the
+// others within half the new Expiration Time: a token issued under the
+// longer time does not hold back the renewal that tells them.
+func TestLoweredSettingRenewsAtItsOwnCadence(t *testing.T) {
+	tr, c, _ := newTracker(t, time.Hour)
+	addSession(t, tr, c, "s1")
+	tr.Renewed("s1", c.Now().Add(time.Hour))
+	tr.SetPolicy(idle.Policy{Expiration: 10 * time.Second})
+	renewed := false
+	for range 20 { // 10 s of input, every 500 ms
+		c.Advance(500 * time.Millisecond)
+		st, ok := tr.Touch("s1", c.Now())
+		if !ok {
+			t.Fatal("session ended while active")
+		}
+		if st.RenewToken {
+			renewed = true
+			break
+		}
+	}
+	if !renewed {
+		t.Fatal("10 s of activity under a 10 s Expiration Time brought no renewal, want one after about 5 s")
+	}
+}
+
 func TestRemoveStopsTheTimer(t *testing.T) {
 	tr, c, r := newTracker(t, 60*time.Second)
 	addSession(t, tr, c, "s1")
