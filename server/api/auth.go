@@ -96,13 +96,22 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (sessions.
 		}
 		return sessions.Principal{}, err
 	}
-	if p.Expired && fromCookie {
-		if tok, c, err := s.sessions.Refresh(p); err == nil {
-			s.setTokenCookie(w, r, tok)
-			p.Claims = c
+	if fromCookie {
+		if fresh, err := s.freshToken(p, t); err == nil && fresh != t {
+			s.setTokenCookie(w, r, fresh)
 		}
 	}
 	return p, nil
+}
+
+// freshToken is tok, or a new token for p's session when tok's exp has
+// passed though the session lives.
+func (s *server) freshToken(p sessions.Principal, tok string) (string, error) {
+	if !p.Expired {
+		return tok, nil
+	}
+	fresh, _, err := s.sessions.Refresh(p)
+	return fresh, err
 }
 
 // signedIn lets through only requests whose token is valid and whose
@@ -129,7 +138,6 @@ func (s *server) can(perm pos.Permission, next http.Handler) http.Handler {
 	})
 }
 
-
 // pageFor serves a page to a signed-in user holding perm (none if empty);
 // others go to the login page, or get the 403 page.
 func (s *server) pageFor(next http.Handler, perm pos.Permission) http.Handler {
@@ -153,29 +161,31 @@ func (s *server) pageFor(next http.Handler, perm pos.Permission) http.Handler {
 }
 
 func (s *server) setTokenCookie(w http.ResponseWriter, r *http.Request, tok string) {
-	https := s.isHTTPS(r)
-	http.SetCookie(w, &http.Cookie{
-		Name:     s.cookieName(r),
-		Value:    tok,
-		Path:     "/",
-		MaxAge:   int(cookieLifetime / time.Second),
-		HttpOnly: true,
-		Secure:   https,
-		SameSite: http.SameSiteStrictMode,
-	})
+	s.writeCookie(w, r, tok, int(cookieLifetime/time.Second))
 }
 
 func (s *server) clearTokenCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{
-		Name: s.cookieName(r), Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
-		HttpOnly: true, Secure: s.isHTTPS(r), SameSite: http.SameSiteStrictMode,
-	})
+	s.writeCookie(w, r, "", -1)
+}
+
+// writeCookie sets the session cookie (maxAge -1 deletes it) with the
+// attributes of r's scheme.
+func (s *server) writeCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+	https := s.isHTTPS(r)
+	c := &http.Cookie{Name: s.cookieNameFor(https), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: https, SameSite: http.SameSiteStrictMode}
+	if maxAge < 0 {
+		c.Expires = time.Unix(0, 0)
+	}
+	http.SetCookie(w, c)
 }
 
 // cookieName is the session cookie's name for r's scheme; a request reads
 // only the name its own scheme sets.
-func (s *server) cookieName(r *http.Request) string {
-	if s.isHTTPS(r) {
+func (s *server) cookieName(r *http.Request) string { return s.cookieNameFor(s.isHTTPS(r)) }
+
+func (s *server) cookieNameFor(https bool) string {
+	if https {
 		return SecureCookieName
 	}
 	return CookieName

@@ -76,9 +76,8 @@ func (req loginRequest) valid() error {
 		return pos.Invalid("password", "password is required")
 	case len(req.Username) > 128:
 		return pos.Invalid("username", "username must be at most 128 bytes")
-	case len(req.Password) > sessions.MaxPasswordLen:
-		return pos.Invalid("password", "password must be at most %d bytes", sessions.MaxPasswordLen)
 	}
+	// The password's upper bound is the service's (sessions.MaxPasswordLen).
 	return nil
 }
 
@@ -103,7 +102,7 @@ func (s *server) handleLogin() http.Handler {
 		if err != nil {
 			var throttled *sessions.ThrottledError
 			if errors.As(err, &throttled) {
-				w.Header().Set("Retry-After", strconv.FormatInt(int64((throttled.Wait+time.Second-1)/time.Second), 10))
+				w.Header().Set("Retry-After", strconv.FormatInt(throttled.RetryAfter(), 10))
 			}
 			s.writeError(w, r, err)
 			return
@@ -171,12 +170,10 @@ func (s *server) handleTokenCookie() http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		if p.Expired {
-			// Renewed late (the page was away): hand over a fresh one.
-			if tok, _, err = s.sessions.Refresh(p); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
+		// Renewed late (the page was away): hand over a fresh one.
+		if tok, err = s.freshToken(p, tok); err != nil {
+			s.writeError(w, r, err)
+			return
 		}
 		s.setTokenCookie(w, r, tok)
 		w.WriteHeader(http.StatusNoContent)

@@ -1,6 +1,10 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"idleguard/server/pos"
+)
 
 // routes is the API's table of contents.
 func (s *server) routes(mux *http.ServeMux) {
@@ -13,9 +17,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/logout", s.sameOrigin(s.jsonOnly(s.handleLogout())))
 	mux.Handle("GET /api/session", s.signedIn(s.handleSession()))
 	mux.Handle("POST /api/token", s.sameOrigin(s.jsonOnly(s.handleTokenCookie())))
-	mux.Handle("GET /api/settings/jwt", s.signedIn(s.can(guardDeveloperView, s.handleGetSettings())))
-	mux.Handle("PUT /api/settings/jwt", s.sameOrigin(s.signedIn(s.can(guardDeveloperEdit, s.handlePutSettings()))))
-	mux.Handle("GET /api/settings/jwt/changes", s.signedIn(s.can(guardDeveloperView, s.handleChanges())))
+	mux.Handle("GET /api/settings/jwt", s.signedIn(s.can(pos.DeveloperView, s.handleGetSettings())))
+	mux.Handle("PUT /api/settings/jwt", s.sameOrigin(s.signedIn(s.can(pos.DeveloperEdit, s.handlePutSettings()))))
+	mux.Handle("GET /api/settings/jwt/changes", s.signedIn(s.can(pos.DeveloperView, s.handleChanges())))
 	mux.Handle("/api/", handleAPINotFound())
 
 	mux.Handle("GET /ws", s.handleSocket())
@@ -23,7 +27,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", http.RedirectHandler("/pos", http.StatusSeeOther))
 	mux.Handle("GET /login", s.handlePage("login.html"))
 	mux.Handle("GET /pos", s.pageFor(s.handlePage("pos.html"), ""))
-	mux.Handle("GET /admin", s.pageFor(s.handlePage("admin.html"), guardDeveloperView))
+	mux.Handle("GET /admin", s.pageFor(s.handlePage("admin.html"), pos.DeveloperView))
 	// Any method: "GET /" would conflict with "/api/" above (each is more
 	// specific on one side, so ServeMux panics at start); the assets answer
 	// 405 themselves to anything but GET and HEAD.

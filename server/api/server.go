@@ -19,11 +19,6 @@ import (
 	"idleguard/server/sessions"
 )
 
-const (
-	guardDeveloperView = pos.DeveloperView
-	guardDeveloperEdit = pos.DeveloperEdit
-)
-
 // Config is what the HTTP layer needs to know.
 type Config struct {
 	// AllowedOrigins for the WebSocket upgrade, as scheme://host[:port].

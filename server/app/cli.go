@@ -139,7 +139,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		if _, err := db.AddUser(ctx, pos.User{Name: names[0], Group: *group, PasswordHash: hash}); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "added user %s to group %s\n", names[0], *group)
+		fmt.Fprintf(stdout, "added user %s to group %s\n", names[0], printable(*group))
 	case "user passwd", "user group":
 		if err := need(map[string]int{"passwd": 1, "group": 2}[verb]); err != nil {
 			return err

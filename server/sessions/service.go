@@ -187,7 +187,10 @@ type ThrottledError struct {
 }
 
 func (e *ThrottledError) Error() string { return e.Err.Error() }
-func (e *ThrottledError) Unwrap() error { return e.Err }
+
+// RetryAfter is Wait in whole seconds, rounded up (a Retry-After value).
+func (e *ThrottledError) RetryAfter() int64 { return int64((e.Wait + time.Second - 1) / time.Second) }
+func (e *ThrottledError) Unwrap() error     { return e.Err }
 
 // Login checks a user's password and starts a session. Every failure is
 // the same EUNAUTHORIZED so that nothing tells names from passwords. Only
@@ -202,9 +205,9 @@ func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 	// that never reaches the password check lapses by itself).
 	if wait := s.throttle.Check(name, cr.Addr); wait > 0 {
 		s.sec.Event(seclog.LoginThrottled, slog.String("user", name), slog.String("addr", cr.Addr))
-		secs := int64((wait + time.Second - 1) / time.Second)
-		return SignedIn{}, &ThrottledError{Wait: wait, Err: pos.Errorf(pos.ETOOMANY,
-			"too many failed sign-ins for this user from here; try again in %d s", secs)}
+		e := &ThrottledError{Wait: wait}
+		e.Err = pos.Errorf(pos.ETOOMANY, "too many failed sign-ins for this user from here; try again in %d s", e.RetryAfter())
+		return SignedIn{}, e
 	}
 	u, err := s.checkPassword(ctx, name, cr)
 	if err != nil {
