@@ -266,7 +266,7 @@ func TestLogout(t *testing.T) {
 			f := newFixture(t)
 			tok, _ := f.login(t, "cashier")
 			keep, _ := f.login(t, "cashier")
-			f.store.failing.Store(tc.failing)
+			f.store.Failing.Store(tc.failing)
 			resp := f.serve(t, request("POST", "/api/logout", "", "Content-Type", "application/json", "Cookie", cookieHeader(tok)))
 			if resp.StatusCode != http.StatusNoContent {
 				t.Fatalf("status: got %d %s, want 204", resp.StatusCode, readBody(t, resp))

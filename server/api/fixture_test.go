@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +20,8 @@ import (
 
 	"idleguard/server/clock"
 	"idleguard/server/hub"
+	"idleguard/server/internal/storetest"
 	"idleguard/server/pos"
-	"idleguard/server/protocol"
 	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
 	"idleguard/server/token"
@@ -45,40 +43,10 @@ func (stubPages) ServeHTTP(w http.ResponseWriter, r *http.Request) { http.NotFou
 func (stubPages) Page(name string) ([]byte, bool)                  { return []byte("page " + name), true }
 func (stubPages) CSP(string) string                                { return stubCSP }
 
-// faultyStore is the real SQLite store whose session writes fail on demand
-// (a full disk).
-type faultyStore struct {
-	*sqlite.DB
-	failing atomic.Bool
-}
-
-var errDiskFull = errors.New("database or disk is full")
-
-func (f *faultyStore) SaveActivity(ctx context.Context, b []pos.Activity) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.SaveActivity(ctx, b)
-}
-
-func (f *faultyStore) RevokeSession(ctx context.Context, id string, at time.Time, reason protocol.Reason) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.RevokeSession(ctx, id, at, reason)
-}
-
-func (f *faultyStore) RevokeSessions(ctx context.Context, b []pos.Revocation) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.RevokeSessions(ctx, b)
-}
-
 type fixture struct {
 	h     http.Handler
 	svc   *sessions.Service
-	store *faultyStore
+	store *storetest.Faulty
 	clock *clock.Fake
 	hub   *hub.Hub
 
@@ -107,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := &fixture{store: &faultyStore{DB: db}, clock: clock.NewFake(t0)}
+	f := &fixture{store: &storetest.Faulty{DB: db}, clock: clock.NewFake(t0)}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: f.clock.Now})
 	f.hub = hub.New(log, hub.Config{MaxPerSession: 2})

@@ -102,13 +102,13 @@ func TestReadyz(t *testing.T) {
 		t.Fatalf("/readyz: got %d %q, want 200 ok", status, body)
 	}
 	tok, _ := f.login(t, "cashier")
-	f.store.failing.Store(true)
+	f.store.Failing.Store(true)
 	f.serve(t, request("POST", "/api/logout", "", "Content-Type", "application/json", "Cookie", cookieHeader(tok)))
 	if status, body := ready(); status != http.StatusServiceUnavailable || !strings.HasPrefix(body, "store failing since ") {
 		t.Fatalf("/readyz with a failing store: got %d %q, want 503 saying since when", status, body)
 	}
 
-	f.store.failing.Store(false)
+	f.store.Failing.Store(false)
 	before := f.clock.Pending()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 
 	"idleguard/server/clock"
 	"idleguard/server/hub"
+	"idleguard/server/internal/storetest"
 	"idleguard/server/pos"
 	"idleguard/server/protocol"
 	"idleguard/server/sqlite"
@@ -201,39 +201,9 @@ func wantLines(t *testing.T, what string, got []string, want ...string) {
 	}
 }
 
-// faultyStore is the real SQLite store with writes that fail on demand: a
-// full or read-only disk, as the outside test produced.
-type faultyStore struct {
-	*sqlite.DB
-	failing atomic.Bool
-}
-
-var errDiskFull = errors.New("database or disk is full")
-
-func (f *faultyStore) SaveActivity(ctx context.Context, b []pos.Activity) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.SaveActivity(ctx, b)
-}
-
-func (f *faultyStore) RevokeSession(ctx context.Context, id string, at time.Time, reason protocol.Reason) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.RevokeSession(ctx, id, at, reason)
-}
-
-func (f *faultyStore) RevokeSessions(ctx context.Context, b []pos.Revocation) error {
-	if f.failing.Load() {
-		return errDiskFull
-	}
-	return f.DB.RevokeSessions(ctx, b)
-}
-
 type fixture struct {
 	svc   *Service
-	store *faultyStore
+	store *storetest.Faulty
 	clock *clock.Fake
 	socks *sockets
 	key   ed25519.PrivateKey
@@ -259,7 +229,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	f := &fixture{store: &faultyStore{DB: db}, clock: clock.NewFake(t0), key: key}
+	f := &fixture{store: &storetest.Faulty{DB: db}, clock: clock.NewFake(t0), key: key}
 	f.start(t)
 	return f
 }

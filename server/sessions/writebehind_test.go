@@ -21,7 +21,7 @@ func TestFailedWritesStayPending(t *testing.T) {
 	leaving := f.login(t, "other")
 	sid, leavingSID := busy.Claims.SessionID, leaving.Claims.SessionID
 
-	f.store.failing.Store(true)
+	f.store.Failing.Store(true)
 	f.clock.Advance(10 * time.Second)
 	active := f.clock.Now()
 	if _, ok := f.svc.tracker.Touch(sid, active); !ok {
@@ -41,7 +41,7 @@ func TestFailedWritesStayPending(t *testing.T) {
 		f.svc.flush(ctx)
 	}
 
-	f.store.failing.Store(false)
+	f.store.Failing.Store(false)
 	if err := f.svc.flush(ctx); err != nil {
 		t.Fatalf("Flush after recovery: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestIdleExpiryKeptUntilWritten(t *testing.T) {
 	f := newFixture(t)
 	in := f.login(t, "cashier")
 	sid := in.Claims.SessionID
-	f.store.failing.Store(true)
+	f.store.Failing.Store(true)
 	f.clock.Advance(60 * time.Second)
 	wantLines(t, "at the deadline", f.socks.take(sid), "send warning remaining=15000", "signout idle 60")
 	for range 3 {
@@ -132,7 +132,7 @@ func TestIdleExpiryKeptUntilWritten(t *testing.T) {
 		t.Fatalf("stored while failing: got revoked, want the write still pending")
 	}
 
-	f.store.failing.Store(false)
+	f.store.Failing.Store(false)
 	if err := f.svc.flush(ctx); err != nil {
 		t.Fatalf("flush after recovery: %v", err)
 	}
