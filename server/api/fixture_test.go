@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -61,19 +59,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	image, err := seededDB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), sqlite.FileName)
-	if err := os.WriteFile(path, image, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := template.Open(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &fixture{store: &storetest.Faulty{DB: db}, clock: clock.NewFake(t0)}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
@@ -84,6 +70,7 @@ func newFixture(t *testing.T) *fixture {
 		defer cancel()
 		f.hub.Shutdown(ctx)
 	})
+	var err error
 	f.svc, err = sessions.New(ctx, log, f.clock, f.store, tokens, f.hub,
 		sessions.Config{MinExpirationSeconds: 1, PasswordCost: bcrypt.MinCost})
 	if err != nil {
@@ -93,30 +80,8 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// seededDB is the bytes of a SQLite file holding newFixture's users and
-// setting, made once: migrating a new file takes a few hundred
-// milliseconds under -race, copying one takes none.
-var seededDB = sync.OnceValues(func() ([]byte, error) {
-	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "api-fixture-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, sqlite.FileName)
-	db, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	if err := seed(ctx, db); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := db.Close(); err != nil { // folds the write-ahead log in
-		return nil, err
-	}
-	return os.ReadFile(path)
-})
+// template holds newFixture's users and setting (seed), copied per test.
+var template = storetest.NewTemplate(seed)
 
 func seed(ctx context.Context, db *sqlite.DB) error {
 	hash, err := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,50 +213,15 @@ type fixture struct {
 // "demo", and the clock at t0.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	image, err := seededDB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), sqlite.FileName)
-	if err := os.WriteFile(path, image, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := template.Open(t)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	f := &fixture{store: &storetest.Faulty{DB: db}, clock: clock.NewFake(t0), key: key}
 	f.start(t)
 	return f
 }
 
-// seededDB is the bytes of a SQLite file holding newFixture's users and
-// setting, made once: migrating a new file and hashing under -race take a
-// few hundred milliseconds, copying one takes none.
-var seededDB = sync.OnceValues(func() ([]byte, error) {
-	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "sessions-fixture-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, sqlite.FileName)
-	db, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	if err := seed(ctx, db); err != nil {
-		db.Close()
-		return nil, err
-	}
-	// Closing folds the write-ahead log into the file.
-	if err := db.Close(); err != nil {
-		return nil, err
-	}
-	return os.ReadFile(path)
-})
+// template holds newFixture's users and setting (seed), copied per test.
+var template = storetest.NewTemplate(seed)
 
 func seed(ctx context.Context, db *sqlite.DB) error {
 	hash, err := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)
