@@ -77,7 +77,7 @@ func bearer(r *http.Request) string {
 
 // authenticate finds who the request speaks for. A token whose exp has
 // passed but whose session is alive is accepted, and when it came from the
-// cookie, w gets a fresh one.
+// cookie, w (unless nil) gets a fresh one.
 func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (sessions.Principal, error) {
 	t, fromCookie, err := s.tokenFrom(r)
 	if err != nil {
@@ -96,7 +96,7 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (sessions.
 		}
 		return sessions.Principal{}, err
 	}
-	if fromCookie {
+	if fromCookie && w != nil {
 		if fresh, err := s.freshToken(p, t); err == nil && fresh != t {
 			s.setTokenCookie(w, r, fresh)
 		}

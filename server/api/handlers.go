@@ -121,8 +121,7 @@ func (s *server) handleLogin() http.Handler {
 // even one already refused (the module's fallback when its socket is down).
 func (s *server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(w, r)
-		w.Header().Del("Set-Cookie") // no refreshed token on the way out
+		p, err := s.authenticate(nil, r) // nil: no fresh token on the way out
 		s.clearTokenCookie(w, r)
 		if err == nil {
 			err = s.sessions.Logout(r.Context(), p.SessionID)

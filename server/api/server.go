@@ -140,7 +140,16 @@ func (s *server) isHTTPS(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	return s.fromTrustedProxy(r) && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
+	if !s.fromTrustedProxy(r) {
+		return false
+	}
+	// Behind a chain each proxy may append: the last word is what the
+	// nearest (trusted) proxy saw.
+	proto := strings.Join(r.Header.Values("X-Forwarded-Proto"), ",")
+	if i := strings.LastIndexByte(proto, ','); i >= 0 {
+		proto = proto[i+1:]
+	}
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
 // peer is the address of the TCP peer.
@@ -183,8 +192,8 @@ func (s *server) clientAddr(r *http.Request) string {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
+		h, ok := parseHop(strings.TrimSpace(hops[i]))
+		if !ok {
 			break // a garbled hop: stop at the last address we can vouch for
 		}
 		a = h.Unmap()
@@ -193,6 +202,18 @@ func (s *server) clientAddr(r *http.Request) string {
 		}
 	}
 	return a.String()
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or one with a port
+// ("203.0.113.7:4711", "[2001:db8::1]:4711") as some proxies write it.
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr(), true
+	}
+	return netip.Addr{}, false
 }
 
 // securityHeaders sets what every answer carries. Pages replace the

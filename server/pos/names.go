@@ -29,6 +29,14 @@ func ValidateName(field, name string) error {
 }
 
 // CanonicalName is how a typed sign-in name is looked up: names are
-// lowercase, so "Cashier" is the user cashier (ASCII only: a name with any
-// other byte is not valid and matches nobody).
-func CanonicalName(typed string) string { return strings.ToLower(typed) }
+// lowercase, so "Cashier" is the user cashier. Only A-Z are folded:
+// strings.ToLower would also fold lookalikes such as the Kelvin sign (U+212A)
+// into ASCII, and a name with any byte outside the rule matches nobody.
+func CanonicalName(typed string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, typed)
+}
