@@ -52,6 +52,9 @@ type sockets struct {
 	conns  map[string][]*socket
 	tokens map[string][]string // by session: renewed tokens sent, in order
 	last   *socket             // the socket Attach handed out last
+	// onSignOut, when set, runs at each SignOut before it returns: what a
+	// page does the moment it hears its sign-out.
+	onSignOut func(sid string)
 }
 
 func newSockets() *sockets {
@@ -98,6 +101,9 @@ func (r *sockets) SignOut(sid string, reason protocol.Reason, expirationS int64)
 		c.Close(reason.CloseCode(), reason.String())
 	}
 	delete(r.conns, sid)
+	if r.onSignOut != nil {
+		r.onSignOut(sid)
+	}
 }
 
 // take returns what the port was told for session sid since the last take.

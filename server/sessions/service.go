@@ -397,11 +397,14 @@ func (s *Service) Logout(ctx context.Context, sid string) error {
 		// perhaps not written yet): the first end and its reason stand.
 		return nil
 	}
-	s.sockets.SignOut(sid, protocol.ReasonSignedOut, s.expirationSeconds())
+	// Pending first: a request that comes between the tabs hearing the
+	// sign-out and the store's write must hear its true reason. The flush
+	// writes it again, which changes nothing once it is written here.
 	at := s.clock.Now().Round(0)
+	s.pend(pos.Revocation{SessionID: sid, At: at, Reason: protocol.ReasonSignedOut})
+	s.sockets.SignOut(sid, protocol.ReasonSignedOut, s.expirationSeconds())
 	if err := s.store.RevokeSession(ctx, sid, at, protocol.ReasonSignedOut); err != nil {
 		s.health.failed(s.log, s.clock.Now(), err)
-		s.pend(pos.Revocation{SessionID: sid, At: at, Reason: protocol.ReasonSignedOut})
 		s.log.Error("sign-out kept pending: store write failed", "sid", ShortID(sid), "err", err)
 	}
 	s.log.Info("signed out", "sid", ShortID(sid), "reason", protocol.ReasonSignedOut)

@@ -135,11 +135,12 @@ func (e clockEvents) Warn(sid string, remaining time.Duration) {
 	e.s.sockets.Send(sid, protocol.Message{Kind: protocol.Warning, RemainingMs: remaining.Milliseconds()})
 }
 
-// Expire: the session has ended. Sockets first (that is what the cashier
-// sees), then the store, in the next flush.
+// Expire: the session has ended. Pending first, so that a request the
+// moment the tabs hear it gets the true reason; then the sockets (what the
+// cashier sees); the store in the next flush.
 func (e clockEvents) Expire(sid string, reason protocol.Reason) {
 	s := e.s
-	s.sockets.SignOut(sid, reason, s.expirationSeconds())
 	s.pend(pos.Revocation{SessionID: sid, At: s.clock.Now().Round(0), Reason: reason})
+	s.sockets.SignOut(sid, reason, s.expirationSeconds())
 	s.log.Info("signed out", "sid", ShortID(sid), "reason", reason)
 }

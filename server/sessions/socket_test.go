@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,46 @@ func TestEndReasonKeptWhenSignOutFollowsExpiry(t *testing.T) {
 	}
 	if got := f.endedReason(t, in.Token); got != protocol.ReasonIdle {
 		t.Errorf("Authenticate: got reason %v, want idle", got)
+	}
+}
+
+// The moment the tabs hear a sign-out, before the store has written it, a
+// page that asks (GET /api/session on its way to the login page) must hear
+// the true reason: not "idle" because the store still calls it alive.
+func TestEndReasonTrueTheMomentTabsHearIt(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		end  func(f *fixture, sid string)
+		want protocol.Reason
+	}{
+		{"sign-out", func(f *fixture, sid string) { f.svc.Logout(ctx, sid) }, protocol.ReasonSignedOut},
+		{"setting lowered", func(f *fixture, sid string) {
+			f.clock.Advance(30 * time.Second)
+			admin, err := f.store.UserByName(ctx, "admin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.UpdateExpiration(ctx, admin, 10); err != nil {
+				t.Fatal(err)
+			}
+		}, protocol.ReasonSettingChanged},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			in := f.login(t, "cashier")
+			var heard protocol.Reason
+			f.socks.onSignOut = func(sid string) {
+				_, err := f.svc.Authenticate(ctx, in.Token)
+				var ended *EndedError
+				if errors.As(err, &ended) {
+					heard = ended.Reason
+				}
+			}
+			tc.end(f, in.Claims.SessionID)
+			if heard != tc.want {
+				t.Fatalf("reason the moment the tabs heard it: got %v, want %v", heard, tc.want)
+			}
+		})
 	}
 }
