@@ -1,4 +1,4 @@
-// Package guard holds idleguard's domain: users and their groups'
+// Package pos holds idleguard's domain: users and their groups'
 // permissions, sessions, and the JWT Expiration Time setting. It is plain
 // types and the interfaces that storage packages implement; no I/O.
 package pos
@@ -25,15 +25,18 @@ const (
 // KnownPermissions lists every permission a group may hold.
 var KnownPermissions = []Permission{DeveloperView, DeveloperEdit}
 
-// Group is a set of users sharing permissions.
+// Group is a set of users of one domain sharing permissions.
 type Group struct {
+	Domain      string
 	Name        string
 	Permissions []Permission
 }
 
-// User is someone who signs in to the POS.
+// User is someone who signs in to one domain's POS. IDs are unique across
+// domains and never reused; names are unique within a domain.
 type User struct {
 	ID           int64
+	Domain       string
 	Name         string
 	Group        string
 	PasswordHash []byte
@@ -62,7 +65,8 @@ func (u User) Can(p Permission) bool { return slices.Contains(u.Permissions, p) 
 // Times read back from storage carry no monotonic reading; the idle clock
 // rebases them on the monotonic clock when it loads them.
 type Session struct {
-	ID           string
+	ID           string // unique across domains
+	Domain       string
 	UserID       int64
 	Username     string
 	Created      time.Time

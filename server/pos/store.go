@@ -13,44 +13,72 @@ import (
 // so, and wraps anything else with context. A sign-out reason is a
 // protocol.Reason everywhere; only the SQL stores its word.
 
-// Directory holds users and groups.
+// Domains holds the domains themselves. Every other method names its
+// domain (or takes a value that does); one for a domain that does not
+// exist is ENOTFOUND.
+type Domains interface {
+	// AddDomain creates an empty domain (ECONFLICT when it exists) and
+	// records it in the domain log.
+	AddDomain(ctx context.Context, name string, at time.Time) error
+	// Domains lists every domain by name.
+	Domains(ctx context.Context) ([]Domain, error)
+	// RemoveDomain deletes a domain and everything in it (ENOTFOUND), in
+	// one transaction: refused with ECONFLICT while it has users unless
+	// force; its live sessions are ended (reason "revoked", in the session
+	// end log) and their ids returned; the removal is in the domain log.
+	RemoveDomain(ctx context.Context, name string, force bool, at time.Time) (ended []string, err error)
+	// DomainChanges returns the domain log's entries after seq, oldest
+	// first, at most limit; LastDomainChange is its newest seq (0 if none).
+	DomainChanges(ctx context.Context, after int64, limit int) ([]DomainChange, error)
+	LastDomainChange(ctx context.Context) (int64, error)
+}
+
+// Directory holds each domain's users and groups.
 type Directory interface {
-	// PutGroup creates or replaces a group and its permissions.
+	// PutGroup creates or replaces a group of g.Domain and its permissions.
 	PutGroup(ctx context.Context, g Group) error
-	Groups(ctx context.Context) ([]Group, error)
-	// AddUser creates a user in an existing group (ENOTFOUND otherwise);
-	// ECONFLICT when the name is taken. It returns the user with its ID.
+	Groups(ctx context.Context, domain string) ([]Group, error)
+	// AddUser creates a user in an existing group of u.Domain (ENOTFOUND
+	// otherwise); ECONFLICT when the name is taken in that domain. It
+	// returns the user with its ID.
 	AddUser(ctx context.Context, u User) (User, error)
-	// UpdateUser changes a user's group and password hash (ENOTFOUND) and,
-	// in the same transaction, ends every live session of the user (reason
-	// "revoked", recorded in the session end log); it returns their ids.
+	// UpdateUser changes the group and password hash of u.Domain's user
+	// u.Name (ENOTFOUND) and, in the same transaction, ends every live
+	// session of the user (reason "revoked", recorded in the session end
+	// log); it returns their ids.
 	UpdateUser(ctx context.Context, u User, at time.Time) (ended []string, err error)
 	// DeleteUser deletes a user (ENOTFOUND) and ends its live sessions in
 	// the same transaction, as UpdateUser does. A user's id is never
 	// reused, so no later user can inherit a session.
-	DeleteUser(ctx context.Context, name string, at time.Time) (ended []string, err error)
-	// UserByName and UserByID fill in Permissions from the group.
-	UserByName(ctx context.Context, name string) (User, error)
+	DeleteUser(ctx context.Context, domain, name string, at time.Time) (ended []string, err error)
+	// UserByName and UserByID fill in Domain and Permissions. An id is
+	// unique across domains, so UserByID needs none; its caller checks
+	// that the user's domain is the one it serves.
+	UserByName(ctx context.Context, domain, name string) (User, error)
 	UserByID(ctx context.Context, id int64) (User, error)
-	Users(ctx context.Context) ([]User, error)
+	Users(ctx context.Context, domain string) ([]User, error)
 }
 
-// SettingsStore holds the JWT tab's setting and its change record.
+// SettingsStore holds each domain's JWT tab setting and its change record.
 type SettingsStore interface {
 	// Settings returns DefaultSettings until a value has been saved.
-	Settings(ctx context.Context) (Settings, error)
+	Settings(ctx context.Context, domain string) (Settings, error)
 	// SaveSettings stores s and records c in one transaction.
-	SaveSettings(ctx context.Context, s Settings, c SettingsChange) error
+	SaveSettings(ctx context.Context, domain string, s Settings, c SettingsChange) error
 	// SettingsChanges returns the newest changes first, at most limit.
-	SettingsChanges(ctx context.Context, limit int) ([]SettingsChange, error)
+	SettingsChanges(ctx context.Context, domain string, limit int) ([]SettingsChange, error)
 }
 
 // SessionStore holds sessions and their last activity.
 type SessionStore interface {
+	// CreateSession stores a new session of s.Domain (ENOTFOUND if the
+	// domain does not exist).
 	CreateSession(ctx context.Context, s Session) error
-	// Session returns one session, revoked or not (ENOTFOUND).
+	// Session returns one session, revoked or not, with its Domain
+	// (ENOTFOUND). Session ids are unique across domains.
 	Session(ctx context.Context, id string) (Session, error)
-	// LiveSessions returns every session not revoked.
+	// LiveSessions returns every session not revoked, of every domain: what
+	// a starting node loads.
 	LiveSessions(ctx context.Context) ([]Session, error)
 	// SaveActivity writes last-activity times in one transaction. A time
 	// never moves backwards and a revoked session is left alone.
@@ -64,8 +92,8 @@ type SessionStore interface {
 	RevokeUserSessions(ctx context.Context, userID int64, at time.Time, reason protocol.Reason) ([]string, error)
 	// RevokeOrphanSessions ends (reason "revoked", logged) every live
 	// session whose user no longer exists or no longer has the session's
-	// username, and reports how many: a token authenticates only as the
-	// user it was issued to.
+	// username and domain, and reports how many: a token authenticates
+	// only as the user it was issued to.
 	RevokeOrphanSessions(ctx context.Context, at time.Time) (int, error)
 	// SessionEnds returns the session end log's entries after seq, oldest
 	// first, at most limit: how a running server learns of sessions that
@@ -85,6 +113,7 @@ type SessionStore interface {
 
 // Store is everything one node needs.
 type Store interface {
+	Domains
 	Directory
 	SettingsStore
 	SessionStore
