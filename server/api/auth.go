@@ -87,7 +87,7 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (sessions.
 	if t == "" {
 		return sessions.Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "sign in first")
 	}
-	p, err := s.sessions.Authenticate(r.Context(), t)
+	p, err := s.sessions.Authenticate(r.Context(), domainOf(r), t)
 	if err != nil {
 		var ended *sessions.EndedError
 		if !errors.As(err, &ended) && pos.ErrorCode(err) == pos.EUNAUTHORIZED {
@@ -153,7 +153,7 @@ func (s *server) pageFor(next http.Handler, perm pos.Permission) http.Handler {
 			return
 		}
 		if perm != "" && !p.User.Can(perm) {
-			s.writePage(w, http.StatusForbidden, "forbidden.html")
+			s.writePage(w, r, http.StatusForbidden, "forbidden.html")
 			return
 		}
 		next.ServeHTTP(w, r)

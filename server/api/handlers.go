@@ -50,6 +50,7 @@ func (s *server) handleJWKS() http.Handler {
 }
 
 type userJSON struct {
+	Domain      string   `json:"domain"`
 	Name        string   `json:"name"`
 	Group       string   `json:"group"`
 	Permissions []string `json:"permissions"`
@@ -60,7 +61,7 @@ func toUserJSON(u pos.User) userJSON {
 	for _, p := range u.Permissions {
 		perms = append(perms, string(p))
 	}
-	return userJSON{Name: u.Name, Group: u.Group, Permissions: perms}
+	return userJSON{Domain: u.Domain, Name: u.Name, Group: u.Group, Permissions: perms}
 }
 
 type loginRequest struct {
@@ -98,7 +99,7 @@ func (s *server) handleLogin() http.Handler {
 			return
 		}
 		in, err := s.sessions.Login(r.Context(), sessions.Credentials{
-			Username: req.Username, Password: req.Password, Addr: s.clientAddr(r)})
+			Domain: domainOf(r), Username: req.Username, Password: req.Password, Addr: s.clientAddr(r)})
 		if err != nil {
 			var throttled *sessions.ThrottledError
 			if errors.As(err, &throttled) {
@@ -144,7 +145,11 @@ type sessionResponse struct {
 func (s *server) handleSession() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := principal(r)
-		st := s.sessions.Settings()
+		st, err := s.sessions.Settings(p.User.Domain)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		writeJSON(w, http.StatusOK, sessionResponse{
 			User:              toUserJSON(p.User),
 			RemainingMs:       p.Remaining.Milliseconds(),
@@ -164,7 +169,7 @@ func (s *server) handleTokenCookie() http.Handler {
 			s.writeError(w, r, pos.Errorf(pos.EUNAUTHORIZED, "send the renewed token as Authorization: Bearer"))
 			return
 		}
-		p, err := s.sessions.Authenticate(r.Context(), tok)
+		p, err := s.sessions.Authenticate(r.Context(), domainOf(r), tok)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -204,7 +209,12 @@ func toSettingsResponse(v sessions.SettingsView) settingsResponse {
 
 func (s *server) handleGetSettings() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, toSettingsResponse(s.sessions.Settings()))
+		v, err := s.sessions.Settings(principal(r).User.Domain)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toSettingsResponse(v))
 	})
 }
 
@@ -257,7 +267,7 @@ type changeJSON struct {
 
 func (s *server) handleChanges() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		changes, err := s.sessions.Changes(r.Context(), 50)
+		changes, err := s.sessions.Changes(r.Context(), principal(r).User.Domain, 50)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

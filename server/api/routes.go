@@ -6,10 +6,19 @@ import (
 	"idleguard/server/pos"
 )
 
-// routes is the API's table of contents.
+// routes is the API's table of contents. The node's health answers on any
+// host; everything else is for the domain the Host names (forDomain), an
+// unknown one getting 404 first.
 func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", s.handleReady())
+	dom := http.NewServeMux()
+	s.domainRoutes(dom)
+	mux.Handle("/", s.forDomain(dom))
+}
+
+// domainRoutes are a domain's API, socket and pages.
+func (s *server) domainRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /.well-known/jwks.json", s.handleJWKS())
 
 	// Every state-changing request goes through sameOrigin (CSRF).

@@ -28,6 +28,10 @@ type Config struct {
 	// X-Forwarded-Proto are believed (a TLS-terminating proxy in front).
 	// From anyone else those headers are ignored.
 	TrustedProxies []netip.Prefix
+	// DomainSuffix, such as ".pos.example.com", makes the first label of
+	// the Host the domain (acme.pos.example.com is acme). Empty: one
+	// domain, default, on every host.
+	DomainSuffix string
 	// Security is the security log (nil: none).
 	Security *seclog.Log
 }

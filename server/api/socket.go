@@ -41,6 +41,6 @@ func (s *server) handleSocket() http.Handler {
 		}
 		// Everything after the upgrade is the service's. Returning frees
 		// net/http's per-request state; the hub owns the socket from here.
-		s.sessions.Connect(ws, p.SessionID)
+		s.sessions.Connect(ws, p)
 	})
 }

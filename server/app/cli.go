@@ -33,35 +33,62 @@ var demoUsers = []struct{ name, group string }{
 
 const demoPassword = "demo"
 
-// seedDemo adds the demo groups and users once; it leaves existing users
-// (and their passwords) as they are.
-func seedDemo(ctx context.Context, dir pos.Directory, cost int) error {
-	for _, g := range demoGroups {
-		if err := dir.PutGroup(ctx, g); err != nil {
-			return fmt.Errorf("seed demo group %s: %w", g.Name, err)
-		}
-	}
+// demoDomains are the businesses -demo seeds when the server serves
+// domains (-domain-suffix); without it, only default.
+var demoDomains = []string{"acme", "globex"}
+
+// seedDemo adds the demo domains (other than default, which always
+// exists), groups and users once; it leaves existing users (and their
+// passwords) as they are.
+func seedDemo(ctx context.Context, db pos.Store, domains []string, cost int) error {
 	var hash []byte
-	for _, u := range demoUsers {
-		if _, err := dir.UserByName(ctx, u.name); err == nil {
-			continue
-		} else if pos.ErrorCode(err) != pos.ENOTFOUND {
-			return fmt.Errorf("seed demo user %s: %w", u.name, err)
-		}
-		if hash == nil {
-			var err error
-			if hash, err = bcrypt.GenerateFromPassword([]byte(demoPassword), cost); err != nil {
-				return fmt.Errorf("seed demo: %w", err)
+	for _, d := range domains {
+		if d != pos.DefaultDomain {
+			if err := db.AddDomain(ctx, d, time.Now().Round(0)); err != nil && pos.ErrorCode(err) != pos.ECONFLICT {
+				return fmt.Errorf("seed demo domain %s: %w", d, err)
 			}
 		}
-		if _, err := dir.AddUser(ctx, pos.User{Name: u.name, Group: u.group, PasswordHash: hash}); err != nil {
-			return fmt.Errorf("seed demo user %s: %w", u.name, err)
+		var err error
+		if hash, err = seedDemoDomain(ctx, db, d, hash, cost); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// seedDemoDomain seeds one domain's groups and users; hash is the demo
+// password's, made once for every domain.
+func seedDemoDomain(ctx context.Context, dir pos.Directory, domain string, hash []byte, cost int) ([]byte, error) {
+	for _, g := range demoGroups {
+		g.Domain = domain
+		if err := dir.PutGroup(ctx, g); err != nil {
+			return nil, fmt.Errorf("seed demo group %s/%s: %w", domain, g.Name, err)
+		}
+	}
+	for _, u := range demoUsers {
+		if _, err := dir.UserByName(ctx, domain, u.name); err == nil {
+			continue
+		} else if pos.ErrorCode(err) != pos.ENOTFOUND {
+			return nil, fmt.Errorf("seed demo user %s/%s: %w", domain, u.name, err)
+		}
+		if hash == nil {
+			var err error
+			if hash, err = bcrypt.GenerateFromPassword([]byte(demoPassword), cost); err != nil {
+				return nil, fmt.Errorf("seed demo: %w", err)
+			}
+		}
+		if _, err := dir.AddUser(ctx, pos.User{Domain: domain, Name: u.name, Group: u.group, PasswordHash: hash}); err != nil {
+			return nil, fmt.Errorf("seed demo user %s/%s: %w", domain, u.name, err)
+		}
+	}
+	return hash, nil
+}
+
 const adminUsage = `usage:
+  idleguard domain add NAME [-data DIR]
+  idleguard domain list [-data DIR]
+  idleguard domain remove NAME [-force] [-data DIR]  (refused while it has users, unless -force:
+                                                      then its users, groups, settings and sessions go too)
   idleguard user add NAME -group GROUP [-data DIR]   (password read from stdin)
   idleguard user passwd NAME [-data DIR]             (password read from stdin; ends NAME's sessions)
   idleguard user group NAME GROUP [-data DIR]        (ends NAME's sessions)
@@ -73,8 +100,11 @@ const adminUsage = `usage:
   idleguard session revoke SESSION-ID [-data DIR]
   idleguard session revoke -user NAME [-data DIR]    (every session of NAME)
 
-Names are 1-64 lowercase letters a-z, digits and . _ - (not first).
-A running server signs ended sessions out in every tab within about a second.
+user, group and session commands act on one domain: -domain NAME (default: default).
+Domain names are 1-63 lowercase letters a-z, digits and hyphens (not first or last).
+User and group names are 1-64 lowercase letters a-z, digits and . _ - (not first).
+A running server signs ended sessions out in every tab, and starts or stops
+serving an added or removed domain, within about a second.
 `
 
 // runAdmin manages users, groups and sessions in the data directory's
@@ -93,6 +123,8 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	group := fs.String("group", "", "the user's group")
 	perms := fs.String("perm", "", "comma-separated permissions: "+permList())
 	user := fs.String("user", "", "the user whose sessions to list or revoke")
+	domain := fs.String("domain", pos.DefaultDomain, "the domain of the users, groups or sessions")
+	force := fs.Bool("force", false, "domain remove: remove a domain that still has users, with all of it")
 	// Flags may come before or after the positional names.
 	var names []string
 	rest := args[2:]
@@ -114,6 +146,9 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 
+	if err := pos.ValidateDomain(*domain); err != nil {
+		return errors.New(pos.ErrorMessage(err))
+	}
 	db, err := openStore(ctx, *dataDir)
 	if err != nil {
 		return err
@@ -122,6 +157,41 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	now := time.Now().Round(0)
 
 	switch what + " " + verb {
+	case "domain add":
+		if err := need(1); err != nil {
+			return err
+		}
+		if err := pos.ValidateDomain(names[0]); err != nil {
+			return errors.New(pos.ErrorMessage(err))
+		}
+		if err := db.AddDomain(ctx, names[0], now); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added domain %s (no users yet: idleguard user add NAME -domain %s -group GROUP)\n", names[0], names[0])
+	case "domain list":
+		if err := need(0); err != nil {
+			return err
+		}
+		doms, err := db.Domains(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range doms {
+			users, err := db.Users(ctx, d.Name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\t%d user(s)\tadded %s\n", d.Name, len(users), d.Created.UTC().Format(time.RFC3339))
+		}
+	case "domain remove":
+		if err := need(1); err != nil {
+			return err
+		}
+		ended, err := db.RemoveDomain(ctx, names[0], *force, now)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed domain %s; ended %d session(s)\n", names[0], len(ended))
 	case "user add":
 		if err := need(1); err != nil {
 			return err
@@ -136,15 +206,15 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		if _, err := db.AddUser(ctx, pos.User{Name: names[0], Group: *group, PasswordHash: hash}); err != nil {
+		if _, err := db.AddUser(ctx, pos.User{Domain: *domain, Name: names[0], Group: *group, PasswordHash: hash}); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "added user %s to group %s\n", names[0], printable(*group))
+		fmt.Fprintf(stdout, "added user %s to group %s of domain %s\n", names[0], printable(*group), *domain)
 	case "user passwd", "user group":
 		if err := need(map[string]int{"passwd": 1, "group": 2}[verb]); err != nil {
 			return err
 		}
-		u, err := db.UserByName(ctx, names[0])
+		u, err := db.UserByName(ctx, *domain, names[0])
 		if err != nil {
 			return err
 		}
@@ -164,13 +234,13 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		if err := need(1); err != nil {
 			return err
 		}
-		ended, err := db.DeleteUser(ctx, names[0], now)
+		ended, err := db.DeleteUser(ctx, *domain, names[0], now)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "deleted user %s; ended %d session(s)\n", printable(names[0]), len(ended))
 	case "user list":
-		users, err := db.Users(ctx)
+		users, err := db.Users(ctx, *domain)
 		if err != nil {
 			return err
 		}
@@ -186,7 +256,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		for _, sess := range live {
-			if *user != "" && sess.Username != *user {
+			if sess.Domain != *domain || *user != "" && sess.Username != *user {
 				continue
 			}
 			// Last activity is written behind: up to a second old.
@@ -197,7 +267,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		var ended []string
 		switch {
 		case *user != "" && len(names) == 0:
-			u, err := db.UserByName(ctx, *user)
+			u, err := db.UserByName(ctx, *domain, *user)
 			if err != nil {
 				return err
 			}
@@ -208,6 +278,10 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			s, err := db.Session(ctx, names[0])
 			if err != nil {
 				return err
+			}
+			if s.Domain != *domain {
+				// Ids are unique, but an admin of one domain names only its own.
+				return fmt.Errorf("session %s is not of domain %s", names[0], *domain)
 			}
 			if s.Revoked {
 				return fmt.Errorf("session %s already ended (%s)", names[0], s.RevokedReason)
@@ -228,7 +302,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		if err := pos.ValidateName("group", names[0]); err != nil {
 			return errors.New(pos.ErrorMessage(err))
 		}
-		g := pos.Group{Name: names[0]}
+		g := pos.Group{Domain: *domain, Name: names[0]}
 		for _, p := range strings.Split(*perms, ",") {
 			if p = strings.TrimSpace(p); p == "" {
 				continue
@@ -243,7 +317,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintf(stdout, "group %s: %s\n", g.Name, joinPerms(g.Permissions))
 	case "group list":
-		groups, err := db.Groups(ctx)
+		groups, err := db.Groups(ctx, *domain)
 		if err != nil {
 			return err
 		}

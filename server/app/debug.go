@@ -27,6 +27,7 @@ func startDebug(log *slog.Logger, addr string, h *hub.Hub, svc *sessions.Service
 		return debugstats.Counters{
 			Sockets:   h.Count(),
 			Sessions:  svc.Live(),
+			Domains:   svc.Domains(),
 			Security:  svc.SecurityCounts(),
 			Frames:    h.Frames(),
 			LastWrite: h.LastWrite(),

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"idleguard/server/api"
 	"idleguard/server/pos"
 
 	"golang.org/x/crypto/bcrypt"
@@ -34,6 +35,7 @@ type options struct {
 	tlsCert       string
 	tlsKey        string
 	trusted       []netip.Prefix
+	domainSuffix  string
 	// ready, when set, receives the listening address (tests use :0).
 	ready func(addr string)
 }
@@ -44,7 +46,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&o.dataDir, "data", orDefault(getenv("IDLEGUARD_DATA"), "./data"), "directory for the SQLite file and the signing key (created 0700)")
-	fs.BoolVar(&o.demo, "demo", false, "seed demo users admin, viewer and cashier (password: demo)")
+	fs.BoolVar(&o.demo, "demo", false, "seed demo users admin, viewer and cashier (password: demo): in domains acme and globex with -domain-suffix, else in default")
+	fs.StringVar(&o.domainSuffix, "domain-suffix", "", "serve many domains: a request for acme.pos.example.com (with .pos.example.com) is for domain acme, an unknown one gets 404 (default: one domain, default, on every host)")
 	fs.Int64Var(&o.minExpiration, "min-expiration", 60, "lowest Expiration Time accepted, in seconds")
 	fs.DurationVar(&o.maxLifetime, "max-lifetime", 0, "end every session this long after sign-in however active (0: no cap)")
 	fs.IntVar(&o.maxTabs, "max-tabs", 16, "most sockets (tabs, devices) one session may hold open")
@@ -56,7 +59,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of -tls-cert")
 	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, e.g. 127.0.0.1,10.0.0.0/8")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: idleguard [flags]\n       idleguard user|group ... (idleguard user -h)\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: idleguard [flags]\n       idleguard domain|user|group|session ... (idleguard user -h)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +73,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.passwordCost < bcrypt.MinCost || o.passwordCost > bcrypt.MaxCost {
 		return o, fmt.Errorf("-password-cost must be from %d to %d", bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if o.domainSuffix != "" {
+		if err := api.ValidDomainSuffix(o.domainSuffix); err != nil {
+			return o, errors.New(pos.ErrorMessage(err))
+		}
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return o, errors.New("-tls-cert and -tls-key go together")
@@ -118,7 +126,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 // RunReady is Run with a callback that receives the listening address once
 // the server accepts connections (tests listen on :0).
 func RunReady(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, ready func(addr string)) error {
-	if len(args) > 1 && (args[1] == "user" || args[1] == "group" || args[1] == "session") {
+	if len(args) > 1 && (args[1] == "domain" || args[1] == "user" || args[1] == "group" || args[1] == "session") {
 		return runAdmin(ctx, args[1:], getenv, stdin, stdout, stderr)
 	}
 	o, err := parseFlags(args[1:], getenv, stderr)

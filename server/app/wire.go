@@ -7,6 +7,7 @@ import (
 	"idleguard/server/clock"
 	"idleguard/server/datadir"
 	"idleguard/server/hub"
+	"idleguard/server/pos"
 	"idleguard/server/seclog"
 	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
@@ -63,7 +64,11 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 		}
 	}()
 	if o.demo {
-		if err := seedDemo(ctx, db, o.passwordCost); err != nil {
+		domains := []string{pos.DefaultDomain}
+		if o.domainSuffix != "" {
+			domains = demoDomains
+		}
+		if err := seedDemo(ctx, db, domains, o.passwordCost); err != nil {
 			return nil, err
 		}
 	}
@@ -98,6 +103,6 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 			origins = append(origins, s)
 		}
 	}
-	handler := api.NewServer(log, api.Config{AllowedOrigins: origins, TrustedProxies: o.trusted, Security: sec}, svc, assets)
+	handler := api.NewServer(log, api.Config{AllowedOrigins: origins, TrustedProxies: o.trusted, DomainSuffix: o.domainSuffix, Security: sec}, svc, assets)
 	return &app{db: db, svc: svc, hub: h, handler: handler, sec: sec}, nil
 }

@@ -29,10 +29,14 @@ const (
 	TokenInvalid   Kind = "token_invalid"   // a token with a bad signature, claims or session
 	CookieConflict Kind = "cookie_conflict" // cookie and header name different tokens
 	FrameRefused   Kind = "frame_refused"   // a socket frame too big, too fast or malformed
+	// TokenOtherDomain: a validly signed token of one domain presented to
+	// another; a host name mix-up at best, a probe at worst.
+	TokenOtherDomain Kind = "token_other_domain"
+	DomainUnknown    Kind = "domain_unknown" // a request for a host that names no domain
 )
 
 // Kinds lists the kinds above; Counts reports each of them, seen or not.
-var Kinds = []Kind{LoginFailed, LoginThrottled, HashBusy, OriginRefused, CSRFRefused, TokenInvalid, CookieConflict, FrameRefused}
+var Kinds = []Kind{LoginFailed, LoginThrottled, HashBusy, OriginRefused, CSRFRefused, TokenInvalid, CookieConflict, FrameRefused, TokenOtherDomain, DomainUnknown}
 
 // Per kind, Burst lines at once, then one line per Every.
 const (

@@ -1,5 +1,6 @@
 // Package sessions is idleguard's service layer: sign-in and sign-out, the
-// activity that sockets report, and Expiration Time changes. It joins the
+// activity that sockets report, and Expiration Time changes, for every
+// domain this node serves, none crossing into another. It joins the
 // idle clock, the store, the token issuer and the sockets (the hub, through
 // the Sockets port). Its exported methods are what the HTTP layer calls;
 // what the hub and the idle clock call back are unexported adapters
@@ -57,12 +58,11 @@ type Service struct {
 	cfg     Config
 	tracker *idle.Tracker
 
-	// The Expiration Time is held once, in the idle clock's policy (which
-	// applies it); settingsMu serialises changes to it and keeps who made
-	// the last one and when beside it.
-	settingsMu sync.Mutex
-	changedBy  string
-	changedAt  time.Time
+	// The domains this node serves, by name: every request looks its
+	// domain up here, once. The flusher adds and removes them as the
+	// domain log says (the CLI writes it).
+	domainsMu sync.RWMutex
+	domains   map[string]*domain
 
 	// Idle expiries, and sign-outs whose write failed, are revoked in the
 	// store by the flusher, in batches, and stay here until written.
@@ -78,6 +78,7 @@ type Service struct {
 	flushMu sync.Mutex
 	unsaved []pos.Activity
 	endSeq  int64
+	domSeq  int64
 
 	health storeHealth
 
@@ -112,16 +113,24 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 		sec:       cfg.Security,
 		dummyHash: dummy,
 	}
-	settings, err := store.Settings(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sessions: load settings: %w", err)
+	s.tracker = idle.NewTracker(c, clockEvents{s})
+	s.domains = make(map[string]*domain)
+	// Read the logs' tails before what they change: a domain added or a
+	// session ended between the two reads is in the log after its tail.
+	if s.domSeq, err = store.LastDomainChange(ctx); err != nil {
+		return nil, fmt.Errorf("sessions: read domain log: %w", err)
 	}
-	s.changedBy, s.changedAt = settings.UpdatedBy, settings.UpdatedAt
-	s.tracker = idle.NewTracker(c, s.policy(settings.Expiration()), clockEvents{s})
-	// Read the end log's tail before the live sessions: a session ended
-	// between the two reads is either not live or in the log after it.
 	if s.endSeq, err = store.LastSessionEnd(ctx); err != nil {
 		return nil, fmt.Errorf("sessions: read session end log: %w", err)
+	}
+	doms, err := store.Domains(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: load domains: %w", err)
+	}
+	for _, d := range doms {
+		if err := s.loadDomain(ctx, d.Name); err != nil {
+			return nil, err
+		}
 	}
 	// Sessions whose user was deleted or replaced by older code never come
 	// back: a token authenticates only as the user it was issued to.
@@ -139,13 +148,15 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 		if sess.LastActivity.After(now) || sess.Created.After(now) {
 			future++ // the tracker clamps them to now
 		}
-		s.tracker.Add(sess)
+		if _, ok := s.tracker.Add(sess); !ok {
+			log.Error("live session of an unknown domain left untracked", "domain", sess.Domain, "sid", ShortID(sess.ID))
+		}
 	}
 	if future > 0 {
 		// The wall clock was stepped back across the restart.
 		log.Warn("stored times in the future were clamped to now", "sessions", future)
 	}
-	log.Info("sessions loaded", "live", len(live), "expiration_seconds", settings.ExpirationSeconds)
+	log.Info("sessions loaded", "domains", len(doms), "live", len(live))
 	return s, nil
 }
 
@@ -172,9 +183,11 @@ type SignedIn struct {
 	Remaining time.Duration
 }
 
-// Credentials are what a sign-in presents, and from where: Addr is the
-// client's address (through trusted proxies), the key of the throttle.
+// Credentials are what a sign-in presents, to which domain, and from
+// where: Addr is the client's address (through trusted proxies), a key of
+// the throttle.
 type Credentials struct {
+	Domain   string
 	Username string
 	Password string
 	Addr     string
@@ -200,26 +213,33 @@ func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 	if len(cr.Password) > MaxPasswordLen {
 		return SignedIn{}, pos.Invalid("password", "password must be at most %d bytes", MaxPasswordLen)
 	}
+	if _, ok := s.domain(cr.Domain); !ok {
+		return SignedIn{}, errNoDomain(cr.Domain)
+	}
 	name := pos.CanonicalName(cr.Username)
+	// Every bucket is the domain's own: failures against acme's admin
+	// never hold back globex's, nor an address's failures in acme
+	// another business behind the same address.
+	tuser, taddr := throttleKey(cr.Domain, name), throttleKey(cr.Domain, cr.Addr)
 	// Check reserves this attempt until Failed or Succeeded (an attempt
 	// that never reaches the password check lapses by itself).
-	if wait := s.throttle.Check(name, cr.Addr); wait > 0 {
-		s.sec.Event(seclog.LoginThrottled, slog.String("user", name), slog.String("addr", cr.Addr))
+	if wait := s.throttle.Check(tuser, taddr); wait > 0 {
+		s.sec.Event(seclog.LoginThrottled, slog.String("domain", cr.Domain), slog.String("user", name), slog.String("addr", cr.Addr))
 		e := &ThrottledError{Wait: wait}
 		e.Err = pos.Errorf(pos.ETOOMANY, "too many failed sign-ins for this user from here; try again in %d s", e.RetryAfter())
 		return SignedIn{}, e
 	}
-	u, err := s.checkPassword(ctx, name, cr)
+	u, err := s.checkPassword(ctx, name, s.throttle.Known(tuser, taddr), cr)
 	if err != nil {
 		if pos.ErrorCode(err) == pos.EUNAUTHORIZED {
-			s.throttle.Failed(name, cr.Addr)
-			s.sec.Event(seclog.LoginFailed, slog.String("user", name), slog.String("addr", cr.Addr))
+			s.throttle.Failed(tuser, taddr)
+			s.sec.Event(seclog.LoginFailed, slog.String("domain", cr.Domain), slog.String("user", name), slog.String("addr", cr.Addr))
 		}
 		return SignedIn{}, err
 	}
-	s.throttle.Succeeded(name, cr.Addr)
+	s.throttle.Succeeded(tuser, taddr)
 	now := s.clock.Now()
-	sess := pos.Session{ID: pos.NewSessionID(), UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
+	sess := pos.Session{ID: pos.NewSessionID(), Domain: u.Domain, UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}
 	// Stored with wall-clock times; kept in memory with monotonic ones.
 	stored := sess
 	stored.Created, stored.LastActivity = now.Round(0), now.Round(0)
@@ -227,32 +247,41 @@ func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 		s.health.failed(s.log, s.clock.Now(), err)
 		return SignedIn{}, fmt.Errorf("sessions: login: %w", err)
 	}
-	st := s.tracker.Add(sess)
-	tok, claims, err := s.issue(u.Name, sess.ID, st.Deadline)
+	st, ok := s.tracker.Add(sess)
+	if !ok {
+		// Removed between the check above and now.
+		return SignedIn{}, errNoDomain(cr.Domain)
+	}
+	tok, claims, err := s.issue(sess, st.Deadline)
 	if err != nil {
 		return SignedIn{}, err
 	}
-	s.log.Info("signed in", "user", u.Name, "sid", ShortID(sess.ID), "addr", cr.Addr)
+	s.log.Info("signed in", "domain", u.Domain, "user", u.Name, "sid", ShortID(sess.ID), "addr", cr.Addr)
 	return SignedIn{User: u, Token: tok, Claims: claims, Remaining: st.Remaining}, nil
 }
 
-// checkPassword finds the user (by canonical name, else as typed, for names
-// made before names were lowercase) and compares the password, inside the
-// hashing gate so that a spray cannot take every CPU from real sign-ins.
-func (s *Service) checkPassword(ctx context.Context, name string, cr Credentials) (pos.User, error) {
+// throttleKey scopes a throttle key to its domain. "/" is in neither a
+// domain's nor a name's alphabet, and an address never starts a domain.
+func throttleKey(domain, key string) string { return domain + "/" + key }
+
+// checkPassword finds the domain's user (by canonical name, else as typed,
+// for names made before names were lowercase) and compares the password,
+// inside the hashing gate so that a spray cannot take every CPU from real
+// sign-ins; known says the name and address have signed in before.
+func (s *Service) checkPassword(ctx context.Context, name string, known bool, cr Credentials) (pos.User, error) {
 	fail := pos.Errorf(pos.EUNAUTHORIZED, "invalid username or password")
-	u, err := s.store.UserByName(ctx, name)
+	u, err := s.store.UserByName(ctx, cr.Domain, name)
 	if pos.ErrorCode(err) == pos.ENOTFOUND && name != cr.Username {
-		u, err = s.store.UserByName(ctx, cr.Username)
+		u, err = s.store.UserByName(ctx, cr.Domain, cr.Username)
 	}
 	if err != nil && pos.ErrorCode(err) != pos.ENOTFOUND {
 		return pos.User{}, fmt.Errorf("sessions: login: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, hashWait)
 	defer cancel()
-	leave, gerr := s.hashing.Enter(wctx, s.throttle.Known(name, cr.Addr))
+	leave, gerr := s.hashing.Enter(wctx, known)
 	if gerr != nil {
-		s.sec.Event(seclog.HashBusy, slog.String("user", name), slog.String("addr", cr.Addr))
+		s.sec.Event(seclog.HashBusy, slog.String("domain", cr.Domain), slog.String("user", name), slog.String("addr", cr.Addr))
 		return pos.User{}, &ThrottledError{Wait: time.Second,
 			Err: pos.Errorf(pos.ETOOMANY, "the server is busy signing others in; try again in a second")}
 	}
@@ -267,12 +296,14 @@ func (s *Service) checkPassword(ctx context.Context, name string, cr Credentials
 	return u, nil
 }
 
-func (s *Service) issue(username, sid string, deadline time.Time) (string, token.Claims, error) {
-	tok, claims, err := s.tokens.Issue(username, sid, deadline)
+// issue signs a token for session sess (its ID, Domain and Username)
+// ending at deadline.
+func (s *Service) issue(sess pos.Session, deadline time.Time) (string, token.Claims, error) {
+	tok, claims, err := s.tokens.Issue(sess.Domain, sess.Username, sess.ID, deadline)
 	if err != nil {
 		return "", token.Claims{}, fmt.Errorf("sessions: issue token: %w", err)
 	}
-	s.tracker.Renewed(sid, claims.ExpiresAt)
+	s.tracker.Renewed(sess.ID, claims.ExpiresAt)
 	return tok, claims, nil
 }
 
@@ -291,17 +322,23 @@ type Principal struct {
 	Expired bool
 }
 
-// Authenticate accepts a token only if its signature and claims are valid,
-// its session is alive now, and the session and the token name the same
-// user, who still exists under the id the session was started for. The
+// Authenticate accepts a token for domain only if its signature and claims
+// are valid, it names domain, its session is alive now, and the session
+// and the token name the same user of that domain, who still exists under
+// the id the session was started for. A valid token of another domain is
+// refused like a forged one. The
 // session decides, not exp: a live session's page can always reload or
 // reconnect, even with a token issued before activity moved the deadline.
 // A refusal is EUNAUTHORIZED; when the session has ended, Reason says why.
-func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, domain, tok string) (Principal, error) {
 	claims, err := s.tokens.Verify(tok)
 	expired := errors.Is(err, token.ErrExpired)
 	if err != nil && !expired {
 		return Principal{}, err
+	}
+	if claims.Domain != domain {
+		s.sec.Event(seclog.TokenOtherDomain, slog.String("domain", domain), slog.String("token_domain", claims.Domain))
+		return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "invalid token")
 	}
 	st, alive := s.tracker.Status(claims.SessionID)
 	if !alive {
@@ -319,7 +356,7 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Principal, erro
 	if err != nil {
 		return Principal{}, unauthorizedIfMissing(err, "user no longer exists")
 	}
-	if claims.Subject != sess.Username || u.Name != sess.Username {
+	if claims.Subject != sess.Username || u.Name != sess.Username || sess.Domain != domain || u.Domain != domain {
 		return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "invalid token")
 	}
 	return Principal{User: u, SessionID: claims.SessionID, Claims: claims, Remaining: st.Remaining, Expired: expired}, nil
@@ -340,7 +377,7 @@ func (s *Service) Refresh(p Principal) (string, token.Claims, error) {
 	if !ok {
 		return "", token.Claims{}, pos.Errorf(pos.EUNAUTHORIZED, "session has ended")
 	}
-	return s.issue(p.User.Name, p.SessionID, st.Deadline)
+	return s.issue(pos.Session{ID: p.SessionID, Domain: p.User.Domain, Username: p.User.Name}, st.Deadline)
 }
 
 // EndedError is the EUNAUTHORIZED error for a session that is not alive; it
@@ -392,7 +429,8 @@ func (s *Service) pendingRevocation(sid string) (protocol.Reason, bool) {
 // store write fails is not lost: it stays pending, like an idle expiry,
 // until the flusher writes it, and the session stays ended meanwhile.
 func (s *Service) Logout(ctx context.Context, sid string) error {
-	if !s.tracker.Remove(sid) {
+	p, ok := s.tracker.Remove(sid)
+	if !ok {
 		// Already ended (the idle clock got there first, its revocation
 		// perhaps not written yet): the first end and its reason stand.
 		return nil
@@ -402,7 +440,7 @@ func (s *Service) Logout(ctx context.Context, sid string) error {
 	// writes it again, which changes nothing once it is written here.
 	at := s.clock.Now().Round(0)
 	s.pend(pos.Revocation{SessionID: sid, At: at, Reason: protocol.ReasonSignedOut})
-	s.sockets.SignOut(sid, protocol.ReasonSignedOut, s.expirationSeconds())
+	s.sockets.SignOut(sid, protocol.ReasonSignedOut, expSeconds(p))
 	if err := s.store.RevokeSession(ctx, sid, at, protocol.ReasonSignedOut); err != nil {
 		s.health.failed(s.log, s.clock.Now(), err)
 		s.log.Error("sign-out kept pending: store write failed", "sid", ShortID(sid), "err", err)
@@ -417,12 +455,8 @@ func (s *Service) pend(r pos.Revocation) {
 	s.revokeMu.Unlock()
 }
 
-// expirationSeconds is the Expiration Time in force, as the idle clock
-// applies it. It must not take settingsMu: UpdateExpiration holds that lock
-// while tracker.SetPolicy calls Expire for the sessions the change ends.
-func (s *Service) expirationSeconds() int64 {
-	return int64(s.tracker.Policy().Expiration / time.Second)
-}
+// expSeconds is a policy's Expiration Time in seconds, as frames carry it.
+func expSeconds(p idle.Policy) int64 { return int64(p.Expiration / time.Second) }
 
 // ShortID is enough of a session id to follow it in logs without making the
 // log a list of bearer secrets (ids are not tokens, but need not be whole).

@@ -3,7 +3,6 @@ package sessions
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"idleguard/server/pos"
 )
@@ -16,21 +15,25 @@ type SettingsView struct {
 	MaxExpirationSeconds int64
 }
 
-// Settings returns the setting in force.
-func (s *Service) Settings() SettingsView {
-	s.settingsMu.Lock()
-	defer s.settingsMu.Unlock()
-	return s.view()
+// Settings returns the setting in force in a domain (ENOTFOUND).
+func (s *Service) Settings(domain string) (SettingsView, error) {
+	d, ok := s.domain(domain)
+	if !ok {
+		return SettingsView{}, errNoDomain(domain)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return s.view(d), nil
 }
 
-// view is the setting in force; called with settingsMu held.
-func (s *Service) view() SettingsView {
-	p := s.tracker.Policy()
+// view is d's setting in force; called with d.mu held.
+func (s *Service) view(d *domain) SettingsView {
+	p, _ := s.tracker.Policy(d.name)
 	return SettingsView{
 		Settings: pos.Settings{
-			ExpirationSeconds: int64(p.Expiration / time.Second),
-			UpdatedBy:         s.changedBy,
-			UpdatedAt:         s.changedAt,
+			ExpirationSeconds: expSeconds(p),
+			UpdatedBy:         d.changedBy,
+			UpdatedAt:         d.changedAt,
 		},
 		WarningSeconds:       p.WarnLead().Seconds(),
 		MinExpirationSeconds: s.cfg.MinExpirationSeconds,
@@ -46,11 +49,12 @@ func (s *Service) RangeError() *pos.Error {
 		s.cfg.MinExpirationSeconds, pos.MaxExpirationSeconds)
 }
 
-// UpdateExpiration saves a new Expiration Time and applies it at once to
-// every session: deadlines are recomputed from last activity, sessions idle
-// longer than the new time are signed out, open sockets hear their new
-// remaining time. Only a user with Developer Edit may; bad input changes
-// nothing.
+// UpdateExpiration saves a new Expiration Time for by's own domain (no
+// other: the domain is the user's, never the request's word) and applies
+// it at once to every session of that domain and only those: deadlines are
+// recomputed from last activity, sessions idle longer than the new time
+// are signed out, open sockets hear their new remaining time. Only a user
+// with Developer Edit may; bad input changes nothing.
 func (s *Service) UpdateExpiration(ctx context.Context, by pos.User, seconds int64) (SettingsView, error) {
 	if !by.Can(pos.DeveloperEdit) {
 		return SettingsView{}, pos.Errorf(pos.EFORBIDDEN, "you need the %s permission to save Developer Configuration", pos.DeveloperEdit.Title())
@@ -58,30 +62,35 @@ func (s *Service) UpdateExpiration(ctx context.Context, by pos.User, seconds int
 	if seconds < s.cfg.MinExpirationSeconds || seconds > pos.MaxExpirationSeconds {
 		return SettingsView{}, s.RangeError()
 	}
-	s.settingsMu.Lock()
-	defer s.settingsMu.Unlock()
-	old := s.expirationSeconds()
+	d, ok := s.domain(by.Domain)
+	if !ok {
+		return SettingsView{}, errNoDomain(by.Domain)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, _ := s.tracker.Policy(d.name)
+	old := expSeconds(cur)
 	now := s.clock.Now().Round(0)
 	next := pos.Settings{ExpirationSeconds: seconds, UpdatedBy: by.Name, UpdatedAt: now}
 	change := pos.SettingsChange{At: now, By: by.Name, Old: old, New: seconds}
-	if err := s.store.SaveSettings(ctx, next, change); err != nil {
+	if err := s.store.SaveSettings(ctx, d.name, next, change); err != nil {
 		return SettingsView{}, fmt.Errorf("sessions: save settings: %w", err)
 	}
-	s.changedBy, s.changedAt = by.Name, now
-	p := s.policy(next.Expiration())
-	// One pass: the tracker ends those now past the new time and returns
-	// every other session's new status, which their sockets hear.
-	live := s.tracker.SetPolicy(p)
+	d.changedBy, d.changedAt = by.Name, now
+	// One pass over the domain's sessions: the tracker ends those now past
+	// the new time and returns every other one's new status, which their
+	// sockets hear. No other domain's session is looked at.
+	live := s.tracker.SetPolicy(d.name, s.policy(next.Expiration()))
 	for _, l := range live {
-		s.sockets.Send(l.ID, s.stateFrame(l.ID, p, l.Status, false))
+		s.sockets.Send(l.ID, s.stateFrame(l.ID, l.Status, false))
 	}
-	s.log.Info("expiration time changed", "by", by.Name, "old", old, "new", seconds, "live_sessions", len(live))
-	return s.view(), nil
+	s.log.Info("expiration time changed", "domain", d.name, "by", by.Name, "old", old, "new", seconds, "live_sessions", len(live))
+	return s.view(d), nil
 }
 
-// Changes returns the newest changes to the Expiration Time first.
-func (s *Service) Changes(ctx context.Context, limit int) ([]pos.SettingsChange, error) {
-	c, err := s.store.SettingsChanges(ctx, limit)
+// Changes returns the newest changes to a domain's Expiration Time first.
+func (s *Service) Changes(ctx context.Context, domain string, limit int) ([]pos.SettingsChange, error) {
+	c, err := s.store.SettingsChanges(ctx, domain, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: settings changes: %w", err)
 	}

@@ -32,20 +32,25 @@ var _ Sockets = (*hub.Hub)(nil)
 // so that a refusal can be a plain 429 before the upgrade.
 func (s *Service) Room(sid string) bool { return s.sockets.Room(sid) }
 
-// Connect is the whole life of a new socket after its upgrade: the hub
-// takes it over, the page hears its session's state (or, if the session
-// ended meanwhile, its sign-out), and its frames come to the service.
-func (s *Service) Connect(ws *websocket.Conn, sid string) error {
-	c, err := s.sockets.Attach(ws, sid, frames{s})
+// Connect is the whole life of a new socket after its upgrade, for p's
+// session (Authenticate checked its domain): the hub takes it over, the
+// page hears its session's state (or, if the session ended meanwhile, its
+// sign-out), and its frames come to the service.
+func (s *Service) Connect(ws *websocket.Conn, p Principal) error {
+	c, err := s.sockets.Attach(ws, p.SessionID, frames{s: s, domain: p.User.Domain})
 	if err != nil {
 		return err
 	}
-	s.sendState(c)
+	s.sendState(c, p.User.Domain)
 	return nil
 }
 
-// frames is the service as the hub's FrameHandler.
-type frames struct{ s *Service }
+// frames is the service as the hub's FrameHandler of one socket, whose
+// session is of domain: a frame acts on that session alone.
+type frames struct {
+	s      *Service
+	domain string
+}
 
 // HandleFrame acts on one client frame. Each frame first checks that the
 // session is alive: a socket outliving its session is closed.
@@ -59,23 +64,23 @@ func (f frames) HandleFrame(c hub.Socket, m protocol.Message) {
 		}
 		st, ok := s.tracker.Touch(sid, at)
 		if !ok {
-			s.closeEnded(c)
+			s.closeEnded(c, f.domain)
 			return
 		}
 		switch {
 		case st.WarningCleared || st.RenewToken:
 			// Every tab closes its dialog / takes the new token.
-			s.sockets.Send(sid, s.stateFrame(sid, s.tracker.Policy(), st, st.RenewToken))
+			s.sockets.Send(sid, s.stateFrame(sid, st, st.RenewToken))
 		case m.Kind == protocol.Stay:
-			c.Send(s.stateFrame(sid, s.tracker.Policy(), st, false))
+			c.Send(s.stateFrame(sid, st, false))
 		}
 		// Plain activity is not answered: the page needs nothing back, and
 		// thousands of busy tills send it.
 	case protocol.Sync:
-		s.sendState(c)
+		s.sendState(c, f.domain)
 	case protocol.SignOut:
 		if _, ok := s.tracker.Status(sid); !ok {
-			s.closeEnded(c) // ended first (idle, say): that reason stands
+			s.closeEnded(c, f.domain) // ended first (idle, say): that reason stands
 			return
 		}
 		if err := s.Logout(context.Background(), sid); err != nil {
@@ -86,28 +91,30 @@ func (f frames) HandleFrame(c hub.Socket, m protocol.Message) {
 
 // sendState sends c its session's state, or signs c out if the session has
 // ended.
-func (s *Service) sendState(c hub.Socket) {
+func (s *Service) sendState(c hub.Socket, domain string) {
 	st, ok := s.tracker.Status(c.SessionID())
 	if !ok {
-		s.closeEnded(c)
+		s.closeEnded(c, domain)
 		return
 	}
-	c.Send(s.stateFrame(c.SessionID(), s.tracker.Policy(), st, false))
+	c.Send(s.stateFrame(c.SessionID(), st, false))
 }
 
-// closeEnded signs out a socket whose session is no longer alive.
-func (s *Service) closeEnded(c hub.Socket) {
+// closeEnded signs out a socket of domain whose session is no longer alive.
+func (s *Service) closeEnded(c hub.Socket, domain string) {
 	reason := protocol.ReasonRevoked
 	if e, ok := s.endedError(context.Background(), c.SessionID()).(*EndedError); ok {
 		reason = e.Reason
 	}
-	c.Send(protocol.Message{Kind: protocol.Logout, Reason: reason, ExpirationS: s.expirationSeconds()})
+	p, _ := s.tracker.Policy(domain)
+	c.Send(protocol.Message{Kind: protocol.Logout, Reason: reason, ExpirationS: expSeconds(p)})
 	c.Close(reason.CloseCode(), reason.String())
 }
 
-// stateFrame is the state frame for a live session under policy p, with a
-// renewed token when renew is set.
-func (s *Service) stateFrame(sid string, p idle.Policy, st idle.Status, renew bool) protocol.Message {
+// stateFrame is the state frame for a live session, under its domain's
+// policy (st.Policy), with a renewed token when renew is set.
+func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Message {
+	p := st.Policy
 	m := protocol.Message{
 		Kind:        protocol.State,
 		RemainingMs: st.Remaining.Milliseconds(),
@@ -117,7 +124,7 @@ func (s *Service) stateFrame(sid string, p idle.Policy, st idle.Status, renew bo
 	}
 	if renew {
 		if sess, err := s.store.Session(context.Background(), sid); err == nil {
-			if tok, _, err := s.issue(sess.Username, sid, st.Deadline); err == nil {
+			if tok, _, err := s.issue(sess, st.Deadline); err == nil {
 				m.Token = tok
 			} else {
 				s.log.Error("renew token", "sid", ShortID(sid), "err", err)
@@ -138,9 +145,9 @@ func (e clockEvents) Warn(sid string, remaining time.Duration) {
 // Expire: the session has ended. Pending first, so that a request the
 // moment the tabs hear it gets the true reason; then the sockets (what the
 // cashier sees); the store in the next flush.
-func (e clockEvents) Expire(sid string, reason protocol.Reason) {
+func (e clockEvents) Expire(sid string, reason protocol.Reason, p idle.Policy) {
 	s := e.s
 	s.pend(pos.Revocation{SessionID: sid, At: s.clock.Now().Round(0), Reason: reason})
-	s.sockets.SignOut(sid, reason, s.expirationSeconds())
+	s.sockets.SignOut(sid, reason, expSeconds(p))
 	s.log.Info("signed out", "sid", ShortID(sid), "reason", reason)
 }

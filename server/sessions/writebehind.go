@@ -23,7 +23,8 @@ const (
 
 // Run is the write-behind loop, until ctx is done: every FlushEvery it
 // writes last activity and pending revocations and reads the session end
-// log (sessions another process ended); every CheckpointEvery it folds the
+// log (sessions another process ended) and the domain log (domains the CLI
+// added or removed); every CheckpointEvery it folds the
 // store's write-ahead log back; every hour it deletes long-ended sessions.
 // When ctx is done it flushes once more and returns.
 func (s *Service) Run(ctx context.Context) error {
@@ -61,6 +62,9 @@ func (s *Service) Run(ctx context.Context) error {
 				s.log.Error("write behind", "err", err)
 			}
 			s.readEnds(ctx)
+			if err := s.readDomains(ctx); err != nil {
+				s.log.Error("domain log", "err", err)
+			}
 		}
 	}
 }
@@ -156,14 +160,15 @@ func (s *Service) readEnds(ctx context.Context) {
 		}
 		for _, e := range ends {
 			s.endSeq = e.Seq
-			if !s.tracker.Remove(e.SessionID) {
+			p, ok := s.tracker.Remove(e.SessionID)
+			if !ok {
 				continue // not live here (this node ended it itself)
 			}
 			reason := e.Reason
 			if reason == protocol.ReasonNone {
 				reason = protocol.ReasonRevoked
 			}
-			s.sockets.SignOut(e.SessionID, reason, s.expirationSeconds())
+			s.sockets.SignOut(e.SessionID, reason, expSeconds(p))
 			s.log.Info("signed out", "sid", ShortID(e.SessionID), "reason", reason, "by", "session end log")
 		}
 		if len(ends) < page {

@@ -16,6 +16,7 @@ type Stats struct {
 	Goroutines int    `json:"goroutines"`
 	Sockets    int    `json:"sockets"`    // open sockets
 	Sessions   int    `json:"sessions"`   // live sessions on the idle clock (idleguard only)
+	Domains    int    `json:"domains"`    // domains served (idleguard only)
 	Frames     uint64 `json:"frames"`     // client frames read since start
 	LastWrite  int64  `json:"last_write"` // Unix ns of the last text frame written, 0 if none
 	HeapAlloc  uint64 `json:"heap_alloc"`
@@ -34,6 +35,7 @@ type Stats struct {
 type Counters struct {
 	Sockets   int
 	Sessions  int
+	Domains   int
 	Frames    uint64
 	LastWrite int64
 	Security  map[string]uint64
@@ -47,6 +49,7 @@ func Read(c Counters) Stats {
 		Goroutines:   runtime.NumGoroutine(),
 		Sockets:      c.Sockets,
 		Sessions:     c.Sessions,
+		Domains:      c.Domains,
 		Frames:       c.Frames,
 		LastWrite:    c.LastWrite,
 		HeapAlloc:    m.HeapAlloc,
