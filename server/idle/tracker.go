@@ -16,7 +16,8 @@ type Notifier interface {
 	// Warn: the session ends in remaining unless there is activity.
 	Warn(sid string, remaining time.Duration)
 	// Expire: the session has ended; it is already gone from the tracker.
-	Expire(sid string, reason protocol.Reason)
+	// p is its domain's policy at that moment.
+	Expire(sid string, reason protocol.Reason, p Policy)
 }
 
 // Status is a live session's view of the clock.
@@ -30,18 +31,25 @@ type Status struct {
 	// RenewToken is set when the newest token ends well before the deadline
 	// and a renewed one should be sent (see Renewed).
 	RenewToken bool
+	// Policy is the policy of the session's domain, so that a caller
+	// builds its frame without a second lookup.
+	Policy Policy
 }
 
-// Tracker is the idle clock for every live session on this node. One timer
-// per session, armed for the session's next event (its warning or its
-// deadline); activity only moves a time, and a timer that fires early
-// re-arms itself, so a busy session costs no timer churn.
+// Tracker is the idle clock for every live session on this node, of every
+// domain. One timer per session, armed for the session's next event (its
+// warning or its deadline); activity only moves a time, and a timer that
+// fires early re-arms itself, so a busy session costs no timer churn.
+//
+// Session ids are unique across domains: one map finds a session by id,
+// and each domain keeps its own set, so that a change to one domain's
+// policy costs that domain's sessions only.
 type Tracker struct {
 	clock  clock.Clock
 	notify Notifier
 
 	mu       sync.Mutex
-	policy   Policy
+	domains  map[string]*domainClock
 	sessions map[string]*entry
 	dirty    []*entry // touched since the last TakeActivity
 	stopped  bool
@@ -49,6 +57,7 @@ type Tracker struct {
 
 type entry struct {
 	id       string
+	dom      *domainClock
 	created  time.Time
 	last     time.Time
 	tokenExp time.Time // exp of the newest token issued for the session
@@ -58,39 +67,46 @@ type entry struct {
 	gone     bool
 }
 
-// NewTracker returns an empty tracker.
-func NewTracker(c clock.Clock, p Policy, n Notifier) *Tracker {
-	return &Tracker{clock: c, notify: n, policy: p, sessions: make(map[string]*entry)}
+// NewTracker returns a tracker with no domains: a domain's sessions are
+// tracked once SetPolicy has named it.
+func NewTracker(c clock.Clock, n Notifier) *Tracker {
+	return &Tracker{
+		clock:    c,
+		notify:   n,
+		domains:  make(map[string]*domainClock),
+		sessions: make(map[string]*entry),
+	}
 }
 
-// Policy returns the policy in force.
-func (t *Tracker) Policy() Policy {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.policy
-}
-
-// Len is the number of live sessions.
+// Len is the number of live sessions, of every domain.
 func (t *Tracker) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.sessions)
 }
 
-// Add starts tracking a session. Times from storage may lack a monotonic
-// reading; they are rebased on the clock. A session already past its
-// deadline is expired at once (through the Notifier, from a timer).
-func (t *Tracker) Add(s pos.Session) Status {
+// Add starts tracking a session of s.Domain. It reports false, tracking
+// nothing and changing nothing, when that domain has no policy yet. Times
+// from storage may lack a monotonic reading; they are rebased on the clock.
+// A session already past its deadline is expired at once (through the
+// Notifier, from a timer). A session id tracked already, in any domain, is
+// replaced.
+func (t *Tracker) Add(s pos.Session) (Status, bool) {
 	now := t.clock.Now()
-	e := &entry{id: s.ID, created: Rebase(now, s.Created), last: Rebase(now, s.LastActivity)}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	d, ok := t.domains[s.Domain]
+	if !ok {
+		return Status{}, false
+	}
 	if old, ok := t.sessions[s.ID]; ok {
 		t.drop(old)
 	}
+	e := &entry{id: s.ID, dom: d, created: Rebase(now, s.Created), last: Rebase(now, s.LastActivity)}
 	t.sessions[s.ID] = e
+	d.sessions[s.ID] = e
 	t.arm(e, now)
-	return t.status(e, now)
+	return t.status(e, now), true
 }
 
 // Touch records activity that happened at at (clamped to now; it never moves
@@ -105,7 +121,7 @@ func (t *Tracker) Touch(sid string, at time.Time) (Status, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.sessions[sid]
-	if !ok || !now.Before(t.policy.Deadline(e.created, e.last)) {
+	if !ok || !now.Before(e.dom.policy.Deadline(e.created, e.last)) {
 		return Status{}, false
 	}
 	if at.After(e.last) {
@@ -116,7 +132,7 @@ func (t *Tracker) Touch(sid string, at time.Time) (Status, bool) {
 		}
 	}
 	st := t.status(e, now)
-	if e.warned && st.Remaining > t.policy.WarnLead() {
+	if e.warned && st.Remaining > e.dom.policy.WarnLead() {
 		e.warned = false
 		st.Warned = false
 		st.WarningCleared = true
@@ -148,57 +164,18 @@ func (t *Tracker) Renewed(sid string, exp time.Time) {
 }
 
 // Remove stops tracking a session (signed out or revoked elsewhere); the
-// Notifier is not called. It reports whether the session was tracked.
-func (t *Tracker) Remove(sid string) bool {
+// Notifier is not called. It returns the policy of the session's domain,
+// so that a sign-out frame can carry its Expiration Time, and reports
+// whether the session was tracked.
+func (t *Tracker) Remove(sid string) (Policy, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.sessions[sid]
-	if ok {
-		t.drop(e)
+	if !ok {
+		return Policy{}, false
 	}
-	return ok
-}
-
-// Live is a session the tracker still holds, with its status.
-type Live struct {
-	ID     string
-	Status Status
-}
-
-// SetPolicy applies a new Expiration Time to every session at once: those
-// already idle longer than it are expired with ReasonSettingChanged, the rest
-// are re-armed. It returns the live sessions with their new status, from
-// the same pass, so that telling their sockets takes no second look.
-func (t *Tracker) SetPolicy(p Policy) (live []Live) {
-	now := t.clock.Now()
-	var expired []string
-	t.mu.Lock()
-	t.policy = p
-	for id, e := range t.sessions {
-		if !now.Before(p.Deadline(e.created, e.last)) {
-			expired = append(expired, id)
-			t.drop(e)
-			continue
-		}
-		// Every tab hears this deadline now (the caller's fan-out). A token
-		// issued under a longer time must not postpone the next renewal,
-		// which is also how idle tabs hear of another tab's activity:
-		// otherwise they would count down to the deadline heard here.
-		if d := p.Deadline(e.created, e.last); e.tokenExp.After(d) {
-			e.tokenExp = d
-		}
-		st := t.status(e, now)
-		if e.warned && st.Remaining > p.WarnLead() {
-			e.warned, st.Warned = false, false
-		}
-		live = append(live, Live{ID: id, Status: st})
-		t.arm(e, now)
-	}
-	t.mu.Unlock()
-	for _, id := range expired {
-		t.notify.Expire(id, protocol.ReasonSettingChanged)
-	}
-	return live
+	t.drop(e)
+	return e.dom.policy, true
 }
 
 // Stop disarms every timer: no warning or expiry is called after it
@@ -233,13 +210,14 @@ func (t *Tracker) TakeActivity(buf []pos.Activity) []pos.Activity {
 
 // status computes what a caller may tell the session. Called with t.mu held.
 func (t *Tracker) status(e *entry, now time.Time) Status {
-	deadline := t.policy.Deadline(e.created, e.last)
-	st := Status{Remaining: max(deadline.Sub(now), 0), Deadline: deadline, Warned: e.warned}
+	p := e.dom.policy
+	deadline := p.Deadline(e.created, e.last)
+	st := Status{Remaining: max(deadline.Sub(now), 0), Deadline: deadline, Warned: e.warned, Policy: p}
 	// Renew when the token would end before the deadline by a second or more
 	// and has less than half an Expiration Time left: a busy session gets a
 	// new token about twice per Expiration Time, never one per input.
 	st.RenewToken = deadline.Sub(e.tokenExp) >= time.Second &&
-		e.tokenExp.Sub(now) <= t.policy.Expiration/2
+		e.tokenExp.Sub(now) <= p.Expiration/2
 	return st
 }
 
@@ -251,12 +229,13 @@ func (t *Tracker) arm(e *entry, now time.Time) {
 	if t.stopped {
 		return
 	}
-	deadline := t.policy.Deadline(e.created, e.last)
+	p := e.dom.policy
+	deadline := p.Deadline(e.created, e.last)
 	next := deadline
 	if !e.warned {
 		// Inside the warning window already (a lowered setting, a restart):
 		// warn at once.
-		next = deadline.Add(-t.policy.WarnLead())
+		next = deadline.Add(-p.WarnLead())
 		if next.Before(now) {
 			next = now
 		}
@@ -273,6 +252,9 @@ func (t *Tracker) drop(e *entry) {
 	if t.sessions[e.id] == e {
 		delete(t.sessions, e.id)
 	}
+	if e.dom.sessions[e.id] == e {
+		delete(e.dom.sessions, e.id)
+	}
 }
 
 // fire runs when e's timer is due: sign out, warn, or re-arm because
@@ -284,17 +266,18 @@ func (t *Tracker) fire(e *entry) {
 		t.mu.Unlock()
 		return
 	}
-	deadline := t.policy.Deadline(e.created, e.last)
+	p := e.dom.policy
+	deadline := p.Deadline(e.created, e.last)
 	switch {
 	case !now.Before(deadline):
 		t.drop(e)
 		reason := protocol.ReasonIdle
-		if t.policy.MaxLifetime > 0 && !deadline.Before(e.created.Add(t.policy.MaxLifetime)) {
+		if p.MaxLifetime > 0 && !deadline.Before(e.created.Add(p.MaxLifetime)) {
 			reason = protocol.ReasonRevoked
 		}
 		t.mu.Unlock()
-		t.notify.Expire(e.id, reason)
-	case !e.warned && !now.Before(deadline.Add(-t.policy.WarnLead())):
+		t.notify.Expire(e.id, reason, p)
+	case !e.warned && !now.Before(deadline.Add(-p.WarnLead())):
 		e.warned = true
 		t.arm(e, now)
 		t.mu.Unlock()

@@ -13,18 +13,34 @@ import (
 	"idleguard/server/protocol"
 )
 
-// recorder is a Notifier that writes down what it is told.
+// recorder is a Notifier that writes down what it is told. An expiry is
+// written with the Expiration Time of the policy it came with, so every
+// test that expects one also checks which domain's policy it heard.
 type recorder struct {
-	mu     sync.Mutex
-	events []string
+	mu       sync.Mutex
+	events   []string
+	policies map[string]idle.Policy // the policy each session's Expire carried
 }
 
 func (r *recorder) Warn(sid string, remaining time.Duration) {
 	r.add(fmt.Sprintf("warn %s %v", sid, remaining))
 }
 
-func (r *recorder) Expire(sid string, reason protocol.Reason) {
-	r.add(fmt.Sprintf("expire %s %s", sid, reason))
+func (r *recorder) Expire(sid string, reason protocol.Reason, p idle.Policy) {
+	r.mu.Lock()
+	if r.policies == nil {
+		r.policies = make(map[string]idle.Policy)
+	}
+	r.policies[sid] = p
+	r.mu.Unlock()
+	r.add(fmt.Sprintf("expire %s %s %v", sid, reason, p.Expiration))
+}
+
+func (r *recorder) expiredWith(sid string) (idle.Policy, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.policies[sid]
+	return p, ok
 }
 
 func (r *recorder) add(s string) {
@@ -43,19 +59,47 @@ func (r *recorder) take() []string {
 
 var start = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 
+// acme is the domain of the tests that need only one.
+const acme = "acme"
+
+// newTracker returns a tracker on a fake clock with one domain, acme,
+// whose Expiration Time is exp.
 func newTracker(t *testing.T, exp time.Duration) (*idle.Tracker, *clock.Fake, *recorder) {
 	t.Helper()
 	c := clock.NewFake(start)
 	r := &recorder{}
-	return idle.NewTracker(c, idle.Policy{Expiration: exp}, r), c, r
+	tr := idle.NewTracker(c, r)
+	if live := tr.SetPolicy(acme, idle.Policy{Expiration: exp}); len(live) != 0 {
+		t.Fatalf("SetPolicy on a new domain: got %+v, want no sessions", live)
+	}
+	return tr, c, r
 }
 
+// addSession signs sid in to acme now.
 func addSession(t *testing.T, tr *idle.Tracker, c *clock.Fake, sid string) {
 	t.Helper()
+	addSessionIn(t, tr, c, acme, sid)
+}
+
+// addSessionIn signs sid in to domain now.
+func addSessionIn(t *testing.T, tr *idle.Tracker, c clock.Clock, domain, sid string) idle.Status {
+	t.Helper()
 	now := c.Now()
-	if st := tr.Add(pos.Session{ID: sid, Created: now, LastActivity: now}); st.Remaining <= 0 {
-		t.Fatalf("new session %s has remaining %v", sid, st.Remaining)
+	st, ok := tr.Add(pos.Session{ID: sid, Domain: domain, Created: now, LastActivity: now})
+	if !ok || st.Remaining <= 0 {
+		t.Fatalf("Add %s to %s: got %v remaining, ok=%v; want a live session", sid, domain, st.Remaining, ok)
 	}
+	return st
+}
+
+// mustAdd adds s, failing the test if it is refused.
+func mustAdd(t *testing.T, tr *idle.Tracker, s pos.Session) idle.Status {
+	t.Helper()
+	st, ok := tr.Add(s)
+	if !ok {
+		t.Fatalf("Add %s to %q refused", s.ID, s.Domain)
+	}
+	return st
 }
 
 func wantEvents(t *testing.T, r *recorder, want ...string) {
@@ -106,7 +150,7 @@ func TestIdleSessionWarnsThenExpiresOnTheDot(t *testing.T) {
 		t.Fatal("session ended before its deadline")
 	}
 	c.Advance(time.Microsecond)
-	wantEvents(t, r, "expire s1 idle")
+	wantEvents(t, r, "expire s1 idle 1m0s")
 	if _, ok := tr.Status("s1"); ok {
 		t.Fatal("session alive after its deadline")
 	}
@@ -130,7 +174,7 @@ func TestActivityMovesTheDeadline(t *testing.T) {
 	c.Advance(time.Microsecond)
 	wantEvents(t, r, "warn s1 15s")
 	c.Advance(15 * time.Second)
-	wantEvents(t, r, "expire s1 idle")
+	wantEvents(t, r, "expire s1 idle 1m0s")
 }
 
 func TestActivityNeverMovesBackwardsOrIntoTheFuture(t *testing.T) {
@@ -165,7 +209,7 @@ func TestActivityClearsTheWarning(t *testing.T) {
 	c.Advance(45 * time.Second)
 	wantEvents(t, r, "warn s1 15s")
 	c.Advance(15 * time.Second)
-	wantEvents(t, r, "expire s1 idle")
+	wantEvents(t, r, "expire s1 idle 1m0s")
 }
 
 func TestActivityAfterTheDeadlineDoesNotRevive(t *testing.T) {
@@ -185,8 +229,8 @@ func TestLoweringTheSettingExpiresTheLongIdleAndShortensTheRest(t *testing.T) {
 	addSession(t, tr, c, "new")
 	c.Advance(time.Minute)
 
-	live := tr.SetPolicy(idle.Policy{Expiration: 5 * time.Minute})
-	wantEvents(t, r, "expire old setting_changed")
+	live := tr.SetPolicy(acme, idle.Policy{Expiration: 5 * time.Minute})
+	wantEvents(t, r, "expire old setting_changed 5m0s")
 	if len(live) != 1 || live[0].ID != "new" || live[0].Status.Remaining != 4*time.Minute {
 		t.Fatalf("live after SetPolicy: got %+v, want new with 4m left", live)
 	}
@@ -197,7 +241,7 @@ func TestLoweringTheSettingExpiresTheLongIdleAndShortensTheRest(t *testing.T) {
 	c.Advance(4*time.Minute - 30*time.Second)
 	wantEvents(t, r, "warn new 30s")
 	c.Advance(30 * time.Second)
-	wantEvents(t, r, "expire new idle")
+	wantEvents(t, r, "expire new idle 5m0s")
 }
 
 func TestRaisingTheSettingPostponesAPendingSignOut(t *testing.T) {
@@ -205,7 +249,7 @@ func TestRaisingTheSettingPostponesAPendingSignOut(t *testing.T) {
 	addSession(t, tr, c, "s1")
 	c.Advance(50 * time.Second)
 	wantEvents(t, r, "warn s1 15s")
-	tr.SetPolicy(idle.Policy{Expiration: 10 * time.Minute})
+	tr.SetPolicy(acme, idle.Policy{Expiration: 10 * time.Minute})
 	c.Advance(10 * time.Second)
 	wantEvents(t, r)
 	st, ok := tr.Status("s1")
@@ -218,7 +262,7 @@ func TestLoweringIntoTheWarningWindowWarnsAtOnce(t *testing.T) {
 	tr, c, r := newTracker(t, time.Hour)
 	addSession(t, tr, c, "s1")
 	c.Advance(100 * time.Second)
-	tr.SetPolicy(idle.Policy{Expiration: 120 * time.Second})
+	tr.SetPolicy(acme, idle.Policy{Expiration: 120 * time.Second})
 	c.Advance(0)
 	wantEvents(t, r, "warn s1 20s")
 }
@@ -226,15 +270,16 @@ func TestLoweringIntoTheWarningWindowWarnsAtOnce(t *testing.T) {
 func TestMaxLifetimeEndsEvenABusySession(t *testing.T) {
 	c := clock.NewFake(start)
 	r := &recorder{}
-	tr := idle.NewTracker(c, idle.Policy{Expiration: time.Minute, MaxLifetime: 10 * time.Minute}, r)
+	tr := idle.NewTracker(c, r)
+	tr.SetPolicy(acme, idle.Policy{Expiration: time.Minute, MaxLifetime: 10 * time.Minute})
 	addSession(t, tr, c, "s1")
 	for range 20 {
 		c.Advance(30 * time.Second)
 		tr.Touch("s1", c.Now())
 	}
 	got := r.take()
-	if len(got) == 0 || got[len(got)-1] != "expire s1 revoked" {
-		t.Fatalf("events: got %q, want a warning then expire s1 revoked", got)
+	if len(got) == 0 || got[len(got)-1] != "expire s1 revoked 1m0s" {
+		t.Fatalf("events: got %q, want a warning then expire s1 revoked 1m0s", got)
 	}
 }
 
@@ -242,10 +287,10 @@ func TestRestoredSessionsAreRebasedAndExpiredIfPast(t *testing.T) {
 	tr, c, r := newTracker(t, 60*time.Second)
 	now := c.Now()
 	// As read back from storage: wall-clock times, no monotonic reading.
-	tr.Add(pos.Session{ID: "fresh", Created: now.Add(-time.Hour).Round(0), LastActivity: now.Add(-20 * time.Second).Round(0)})
-	tr.Add(pos.Session{ID: "stale", Created: now.Add(-time.Hour).Round(0), LastActivity: now.Add(-61 * time.Second).Round(0)})
+	mustAdd(t, tr, pos.Session{ID: "fresh", Domain: acme, Created: now.Add(-time.Hour).Round(0), LastActivity: now.Add(-20 * time.Second).Round(0)})
+	mustAdd(t, tr, pos.Session{ID: "stale", Domain: acme, Created: now.Add(-time.Hour).Round(0), LastActivity: now.Add(-61 * time.Second).Round(0)})
 	c.Advance(0)
-	wantEvents(t, r, "expire stale idle")
+	wantEvents(t, r, "expire stale idle 1m0s")
 	st, ok := tr.Status("fresh")
 	if !ok || st.Remaining != 40*time.Second {
 		t.Fatalf("fresh: got %v %v, want 40s", st.Remaining, ok)
@@ -257,13 +302,13 @@ func TestRestoredSessionsAreRebasedAndExpiredIfPast(t *testing.T) {
 func TestRestoredTimesInTheFutureAreClamped(t *testing.T) {
 	tr, c, r := newTracker(t, 60*time.Second)
 	now := c.Now()
-	tr.Add(pos.Session{ID: "future", Created: now.Add(5 * time.Minute).Round(0), LastActivity: now.Add(10 * time.Minute).Round(0)})
+	mustAdd(t, tr, pos.Session{ID: "future", Domain: acme, Created: now.Add(5 * time.Minute).Round(0), LastActivity: now.Add(10 * time.Minute).Round(0)})
 	st, ok := tr.Status("future")
 	if !ok || st.Remaining != 60*time.Second {
 		t.Fatalf("future: got %v %v, want 60s (clamped to now)", st.Remaining, ok)
 	}
 	c.Advance(60 * time.Second)
-	wantEvents(t, r, "warn future 15s", "expire future idle")
+	wantEvents(t, r, "warn future 15s", "expire future idle 1m0s")
 }
 
 // After the setting is lowered, activity in one tab still reaches the
@@ -273,7 +318,7 @@ func TestLoweredSettingRenewsAtItsOwnCadence(t *testing.T) {
 	tr, c, _ := newTracker(t, time.Hour)
 	addSession(t, tr, c, "s1")
 	tr.Renewed("s1", c.Now().Add(time.Hour))
-	tr.SetPolicy(idle.Policy{Expiration: 10 * time.Second})
+	tr.SetPolicy(acme, idle.Policy{Expiration: 10 * time.Second})
 	renewed := false
 	for range 20 { // 10 s of input, every 500 ms
 		c.Advance(500 * time.Millisecond)
@@ -294,8 +339,14 @@ func TestLoweredSettingRenewsAtItsOwnCadence(t *testing.T) {
 func TestRemoveStopsTheTimer(t *testing.T) {
 	tr, c, r := newTracker(t, 60*time.Second)
 	addSession(t, tr, c, "s1")
-	if !tr.Remove("s1") || tr.Remove("s1") {
-		t.Fatal("Remove: want true then false")
+	if p, ok := tr.Remove("s1"); !ok || p != (idle.Policy{Expiration: 60 * time.Second}) {
+		t.Fatalf("Remove: got %+v %v, want acme's policy (60s) and true", p, ok)
+	}
+	if p, ok := tr.Remove("s1"); ok || p != (idle.Policy{}) {
+		t.Fatalf("second Remove: got %+v %v, want the zero policy and false", p, ok)
+	}
+	if n := tr.DomainLen(acme); n != 0 {
+		t.Fatalf("DomainLen after Remove: got %d, want 0", n)
 	}
 	c.Advance(time.Hour)
 	wantEvents(t, r)
@@ -311,8 +362,8 @@ func TestStopDisarmsEveryTimer(t *testing.T) {
 	c.Advance(time.Second)
 	tr.Touch("a", c.Now())
 	tr.Stop()
-	tr.SetPolicy(idle.Policy{Expiration: time.Hour})
-	tr.Add(pos.Session{ID: "c", Created: c.Now(), LastActivity: c.Now()})
+	tr.SetPolicy(acme, idle.Policy{Expiration: time.Hour})
+	mustAdd(t, tr, pos.Session{ID: "c", Domain: acme, Created: c.Now(), LastActivity: c.Now()})
 	c.Advance(24 * time.Hour)
 	wantEvents(t, r)
 	if c.Pending() != 0 {
@@ -342,7 +393,7 @@ func TestTakeActivityCoalesces(t *testing.T) {
 
 func TestTokenRenewalIsDueAboutTwicePerExpiration(t *testing.T) {
 	tr, c, _ := newTracker(t, 60*time.Second)
-	st := tr.Add(pos.Session{ID: "s1", Created: c.Now(), LastActivity: c.Now()})
+	st := mustAdd(t, tr, pos.Session{ID: "s1", Domain: acme, Created: c.Now(), LastActivity: c.Now()})
 	tr.Renewed("s1", st.Deadline)
 	renewals := 0
 	for range 120 { // two minutes of steady input, one report a second
@@ -363,11 +414,12 @@ func TestTokenRenewalIsDueAboutTwicePerExpiration(t *testing.T) {
 
 func BenchmarkTouch(b *testing.B) {
 	c := clock.NewFake(start)
-	tr := idle.NewTracker(c, idle.Policy{Expiration: time.Hour}, &recorder{})
+	tr := idle.NewTracker(c, &recorder{})
+	tr.SetPolicy(acme, idle.Policy{Expiration: time.Hour})
 	ids := make([]string, 10000)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("s%d", i)
-		tr.Add(pos.Session{ID: ids[i], Created: start, LastActivity: start})
+		tr.Add(pos.Session{ID: ids[i], Domain: acme, Created: start, LastActivity: start})
 	}
 	b.ReportAllocs()
 	i := 0
