@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -184,15 +185,40 @@ func GetWithCookie(t *testing.T, url string, c *http.Cookie) (*http.Response, []
 	return Do(t, req)
 }
 
-// Dialer opens test sockets; like Client it trusts any certificate.
-var Dialer = &websocket.Dialer{HandshakeTimeout: WaitLimit, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+// Dialer opens test sockets; like Client it trusts any certificate and
+// reaches *.localhost on loopback.
+var Dialer = &websocket.Dialer{HandshakeTimeout: WaitLimit, TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	NetDialContext: dialLoopback}
 
 // Client is every test's HTTP client. It trusts any certificate:
 // the TLS tests serve a self-signed one of their own on loopback.
 var Client = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	Timeout:       WaitLimit,
-	Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DialContext: dialLoopback},
+}
+
+// dialLoopback dials NAME.localhost on 127.0.0.1, as browsers resolve it
+// (RFC 6761), so that a test reaches a domain by the Host a real client
+// sends: -domain-suffix .localhost makes acme.localhost domain acme.
+func dialLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
+	if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".localhost") {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// Domain is a view of s for requests to domain name of a server started
+// with -domain-suffix .localhost: its Base is http://name.localhost:port
+// (the Host then names the domain). It shares s's process; stop and
+// restart s, not the view.
+func (s *Server) Domain(name string) *Server {
+	v := &Server{Dir: s.Dir, Args: s.Args, Log: s.Log, run: s.run}
+	scheme, hostport, _ := strings.Cut(s.Base, "://")
+	_, port, _ := net.SplitHostPort(hostport)
+	v.Base = scheme + "://" + name + ".localhost:" + port
+	return v
 }
 
 func Do(t *testing.T, req *http.Request) (*http.Response, []byte) {
