@@ -78,6 +78,30 @@ func TestPages(t *testing.T) {
 	}
 }
 
+// Every page names the domain it is served for, in its title and its
+// header: the server replaces each {{domain}} with the name. Never inside a
+// script, whose hash the page's policy pins to the embedded text.
+func TestPagesNameTheDomain(t *testing.T) {
+	a := mustAssets(t)
+	title := regexp.MustCompile(`<title>[^<]*\{\{domain\}\}[^<]*</title>`)
+	header := regexp.MustCompile(`<span class="domain"[^>]* data-domain[^>]*>\{\{domain\}\}</span>`)
+	script := regexp.MustCompile(`(?is)<script[^>]*>.*?</script\s*>`)
+	for _, name := range []string{"login", "pos", "admin", "forbidden"} {
+		b, _ := a.Page(name)
+		if !title.Match(b) {
+			t.Errorf("%s: the <title> does not name {{domain}}", name)
+		}
+		if !header.Match(b) {
+			t.Errorf("%s: no <span class=\"domain\" data-domain>{{domain}}</span> in the header", name)
+		}
+		for _, s := range script.FindAll(b, -1) {
+			if bytes.Contains(s, []byte("{{domain}}")) {
+				t.Errorf("%s: {{domain}} inside a script: its CSP hash would not match the page served", name)
+			}
+		}
+	}
+}
+
 // Every guarded page carries the one line; the login page does not.
 func TestGuardedPages(t *testing.T) {
 	a := mustAssets(t)
