@@ -26,7 +26,8 @@ const maxDateDigits = 15
 var segmentEncoding = base64.RawURLEncoding.Strict()
 
 // registered are the payload claims the parser reads into sessionClaims.
-var registered = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"}
+// dom is private, not registered, but the parser reads it as the others.
+var registered = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "dom"}
 
 // strictHeader reports whether the header segment is a JSON object whose
 // members are alg and kid (strings) and optionally typ ("JWT"), each at
@@ -50,12 +51,13 @@ func strictHeader(seg string) bool {
 // strictPayload reports whether the payload segment is a JSON object with
 // no key twice (at any depth), no key that only case-folds to a registered
 // claim's name, exp/iat/nbf as whole non-negative JSON numbers, iss, sub,
-// sid and jti as strings and aud a string or an array of strings. Other
-// claims may hold any JSON value.
+// sid, jti and dom as strings and aud a string or an array of strings.
+// Other claims may hold any JSON value. (Whether dom names a domain is
+// Validate's check, after the signature's.)
 func strictPayload(seg string) bool {
 	return strictObject(seg, func(dec *json.Decoder, key string) bool {
 		switch key {
-		case "iss", "sub", "sid", "jti":
+		case "iss", "sub", "sid", "jti", "dom":
 			_, ok := stringToken(dec)
 			return ok
 		case "exp", "iat", "nbf":

@@ -21,6 +21,8 @@ func TestEncodingJSONIsLenient(t *testing.T) {
 		{"exp as a string", `{"exp":"1999999999"}`, func(c *sessionClaims) bool { return c.ExpiresAt != nil && c.ExpiresAt.Unix() == 1999999999 }},
 		{"EXP", `{"EXP":1999999999}`, func(c *sessionClaims) bool { return c.ExpiresAt != nil }},
 		{"Sid", `{"Sid":"s-1"}`, func(c *sessionClaims) bool { return c.Sid == "s-1" }},
+		{"DOM", `{"DOM":"acme"}`, func(c *sessionClaims) bool { return c.Dom != nil && *c.Dom == "acme" }},
+		{"dom twice, the last wins", `{"dom":"acme","dom":"other"}`, func(c *sessionClaims) bool { return c.Dom != nil && *c.Dom == "other" }},
 		{"long s in sub", `{"ſub":"alice"}`, func(c *sessionClaims) bool { return c.Subject == "alice" }},
 		{"sub twice, the last wins", `{"sub":"alice","sub":"mallory"}`, func(c *sessionClaims) bool { return c.Subject == "mallory" }},
 	} {
@@ -78,6 +80,8 @@ func TestVerifyStrictJSON(t *testing.T) {
 		{"nBf beside", ourSigned(map[string]any{"nBf": t0.Add(time.Hour).Unix()})},
 		{"Sid for sid", ourSigned(map[string]any{"sid": nil, "Sid": "s-1"})},
 		{"SID beside sid", ourSigned(map[string]any{"SID": "s-2"})},
+		{"DOM for dom", ourSigned(map[string]any{"dom": nil, "DOM": "acme"})},
+		{"Dom beside dom", ourSigned(map[string]any{"Dom": "other"})},
 		{"SUB for sub", ourSigned(map[string]any{"sub": nil, "SUB": "alice"})},
 		{"ISS for iss", ourSigned(map[string]any{"iss": nil, "ISS": "idleguard"})},
 		{"Aud for aud", ourSigned(map[string]any{"aud": nil, "Aud": "pos"})},
@@ -91,6 +95,11 @@ func TestVerifyStrictJSON(t *testing.T) {
 		{"sub null", ourSigned(map[string]any{"sub": json.RawMessage("null")})},
 		{"sub in an array", ourSigned(map[string]any{"sub": []string{"alice"}})},
 		{"sid an object", ourSigned(map[string]any{"sid": map[string]any{}})},
+		{"dom a number", ourSigned(map[string]any{"dom": 1})},
+		{"dom null", ourSigned(map[string]any{"dom": json.RawMessage("null")})},
+		{"dom false", ourSigned(map[string]any{"dom": false})},
+		{"dom in an array", ourSigned(map[string]any{"dom": []string{"acme"}})},
+		{"dom an object", ourSigned(map[string]any{"dom": map[string]any{"name": "acme"}})},
 		{"iss a number", ourSigned(map[string]any{"iss": 1})},
 		{"jti a number", ourSigned(map[string]any{"jti": 7})},
 		{"aud a number", ourSigned(map[string]any{"aud": 1})},
@@ -104,6 +113,9 @@ func TestVerifyStrictJSON(t *testing.T) {
 		{"sub twice, once escaped", raw(goodHeader, withMember(payload, `"\u0073ub":"mallory"`))},
 		{"exp twice, the later last", raw(goodHeader, strings.TrimSuffix(payload, "}")+`,"exp":9999999999}`)},
 		{"sid twice", raw(goodHeader, withMember(payload, `"sid":"s-2"`))},
+		{"dom twice", raw(goodHeader, withMember(payload, `"dom":"other"`))},
+		{"dom twice, the same", raw(goodHeader, withMember(payload, `"dom":"acme"`))},
+		{"dom twice, once escaped", raw(goodHeader, withMember(payload, `"\u0064om":"other"`))},
 		{"unknown claim twice", raw(goodHeader, withMember(payload, `"pad":1,"pad":2`))},
 		{"key twice inside a claim", raw(goodHeader, withMember(payload, `"ctx":{"a":1,"a":2}`))},
 		{"key twice in an object in a list", raw(goodHeader, withMember(payload, `"ctx":[{"a":1,"a":2}]`))},
@@ -179,8 +191,8 @@ func TestVerifyStrictJSON(t *testing.T) {
 			if err != nil {
 				t.Fatalf("got %v, want valid", err)
 			}
-			if got.Subject != "alice" || got.SessionID != "s-1" {
-				t.Errorf("got sub %q sid %q, want alice s-1", got.Subject, got.SessionID)
+			if got.Domain != "acme" || got.Subject != "alice" || got.SessionID != "s-1" {
+				t.Errorf("got dom %q sub %q sid %q, want acme alice s-1", got.Domain, got.Subject, got.SessionID)
 			}
 		})
 	}

@@ -2,9 +2,14 @@
 //
 // Tokens are signed with one Ed25519 key (alg EdDSA, the only algorithm
 // accepted), carry the key's RFC 7638 thumbprint as kid, and always have
-// iss, aud, sub, sid, iat and exp. Verify checks the token alone; whether
-// its session (sid) is still alive is the caller's question (DESIGN.md,
-// invariant 5).
+// iss, aud, sub, sid, iat and exp, and dom: the domain (POS business) the
+// session belongs to. Verify checks the token alone; whether its session
+// (sid) is still alive, and whether its domain is the one being served, are
+// the caller's questions (DESIGN.md, invariant 5 and Domains).
+//
+// Tokens issued before domains existed have no dom; Verify reads them as
+// pos.DefaultDomain, where an upgraded single shop's sessions live, so that
+// they survive the upgrade.
 //
 // exp is the session's idle deadline when the token was issued, not the
 // end of the session: a live session's token may be past its exp when the
@@ -74,6 +79,7 @@ type Config struct {
 
 // Claims is what a token says, as Issue wrote it and Verify read it.
 type Claims struct {
+	Domain    string    // dom: the session's domain; pos.DefaultDomain for a token without dom
 	Subject   string    // sub: the username
 	SessionID string    // sid
 	IssuedAt  time.Time // iat, whole seconds
@@ -94,14 +100,18 @@ type Issuer struct {
 	validatorNow *jwt.Validator // every claim but exp
 }
 
-// sessionClaims is the JSON payload: the registered claims and sid.
+// sessionClaims is the JSON payload: the registered claims, sid and dom.
+// Dom is a pointer so that a token without dom (issued before domains
+// existed) is told apart from one with an empty dom, which is refused.
 type sessionClaims struct {
 	jwt.RegisteredClaims
-	Sid string `json:"sid"`
+	Sid string  `json:"sid"`
+	Dom *string `json:"dom,omitempty"`
 }
 
 // Validate runs after the validator's own checks (exp, iat, nbf, iss,
-// aud): it requires the claims jwt treats as optional.
+// aud): it requires the claims jwt treats as optional, and a dom, when
+// present, that names a domain.
 func (c *sessionClaims) Validate() error {
 	switch {
 	case c.Subject == "":
@@ -110,6 +120,8 @@ func (c *sessionClaims) Validate() error {
 		return errors.New("sid claim is required")
 	case c.IssuedAt == nil:
 		return errors.New("iat claim is required")
+	case c.Dom != nil && pos.ValidateDomain(*c.Dom) != nil:
+		return errors.New("dom claim is not a domain name")
 	}
 	return nil
 }
@@ -207,14 +219,19 @@ type jwkSet struct {
 // returns a fresh copy.
 func (i *Issuer) JWKS() []byte { return append([]byte(nil), i.jwks...) }
 
-// Issue signs a token for subject's session sid whose idle deadline is
-// deadline. exp is deadline rounded up to the whole second, so the token
-// never ends before the session; iat is Now() truncated to the second.
-// An empty subject or sid, or a deadline whose exp would not be after
-// Now(), is a caller bug and returns a plain (internal) error.
-func (i *Issuer) Issue(subject, sid string, deadline time.Time) (string, Claims, error) {
-	if subject == "" || sid == "" {
-		return "", Claims{}, errors.New("token: Issue needs a subject and a session id")
+// Issue signs a token for subject's session sid in domain whose idle
+// deadline is deadline. exp is deadline rounded up to the whole second, so
+// the token never ends before the session; iat is Now() truncated to the
+// second. An empty domain, subject or sid, a domain that is not a valid
+// name (which Verify would refuse), or a deadline whose exp would not be
+// after Now(), is a caller bug and returns a plain (internal) error.
+func (i *Issuer) Issue(domain, subject, sid string, deadline time.Time) (string, Claims, error) {
+	if domain == "" || subject == "" || sid == "" {
+		return "", Claims{}, errors.New("token: Issue needs a domain, a subject and a session id")
+	}
+	if err := pos.ValidateDomain(domain); err != nil {
+		// %v, not %w: the caller's bug is not the user's EINVALID.
+		return "", Claims{}, fmt.Errorf("token: Issue: domain %q: %v", domain, err)
 	}
 	now := i.cfg.Now()
 	iat := now.Truncate(time.Second)
@@ -231,6 +248,7 @@ func (i *Issuer) Issue(subject, sid string, deadline time.Time) (string, Claims,
 			IssuedAt:  jwt.NewNumericDate(iat),
 		},
 		Sid: sid,
+		Dom: &domain,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &c)
 	t.Header["kid"] = i.kid
@@ -238,7 +256,7 @@ func (i *Issuer) Issue(subject, sid string, deadline time.Time) (string, Claims,
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("token: sign: %w", err)
 	}
-	return s, Claims{Subject: subject, SessionID: sid, IssuedAt: iat, ExpiresAt: exp}, nil
+	return s, Claims{Domain: domain, Subject: subject, SessionID: sid, IssuedAt: iat, ExpiresAt: exp}, nil
 }
 
 // ceilSecond rounds t up to the whole second (and drops its monotonic
@@ -252,7 +270,13 @@ func ceilSecond(t time.Time) time.Time {
 }
 
 // Verify checks token's signature, algorithm, kid and claims and returns
-// the claims. It does not know whether the session is still alive. Every
+// the claims. It does not know whether the session is still alive, nor
+// which domain is being served: the caller must refuse a token whose
+// Claims.Domain is not the request's domain (a token of one domain is
+// refused by every other), and look the session up in that domain.
+// A token without dom, issued before domains existed, has Domain
+// pos.DefaultDomain; a dom that is present must be a valid domain name
+// (pos.ValidateDomain), else the token is invalid. Every
 // failure is a *pos.Error with code pos.EUNAUTHORIZED and zero Claims,
 // with one exception: a token whose signature and claims are all valid
 // except that exp+Leeway has passed gives its Claims and a "token expired"
@@ -291,7 +315,12 @@ func (i *Issuer) Verify(token string) (Claims, error) {
 }
 
 func (c *sessionClaims) claims() Claims {
+	domain := pos.DefaultDomain
+	if c.Dom != nil {
+		domain = *c.Dom
+	}
 	return Claims{
+		Domain:    domain,
 		Subject:   c.Subject,
 		SessionID: c.Sid,
 		IssuedAt:  c.IssuedAt.Time,

@@ -65,9 +65,11 @@ func otherEd25519(t testing.TB) ed25519.PrivateKey {
 }
 
 // goodClaims are the claims of a valid token at t0 with one change applied;
-// a nil value deletes the claim.
+// a nil value deletes the claim. Its domain is acme, not the default, so
+// that a token read as the default one is seen to be.
 func goodClaims(change map[string]any) jwt.MapClaims {
 	c := jwt.MapClaims{
+		"dom": "acme",
 		"iss": "idleguard",
 		"aud": "pos",
 		"sub": "alice",
@@ -176,7 +178,7 @@ func wantUnauthorized(t *testing.T, err error, wantMsg string) {
 // sameClaims compares instants with Equal: Verify's times are in
 // time.Local, Issue's in the clock's location.
 func sameClaims(a, b Claims) bool {
-	return a.Subject == b.Subject && a.SessionID == b.SessionID &&
+	return a.Domain == b.Domain && a.Subject == b.Subject && a.SessionID == b.SessionID &&
 		a.IssuedAt.Equal(b.IssuedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
@@ -222,7 +224,7 @@ func TestRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			*now = tc.now
-			tok, issued, err := iss.Issue("alice", "s-1", tc.deadline)
+			tok, issued, err := iss.Issue("acme", "alice", "s-1", tc.deadline)
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}
@@ -230,8 +232,11 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: got %v, want nil", err)
 			}
-			if got.Subject != "alice" || got.SessionID != "s-1" {
-				t.Errorf("got sub %q sid %q, want alice s-1", got.Subject, got.SessionID)
+			if got.Domain != "acme" || got.Subject != "alice" || got.SessionID != "s-1" {
+				t.Errorf("got dom %q sub %q sid %q, want acme alice s-1", got.Domain, got.Subject, got.SessionID)
+			}
+			if issued.Domain != "acme" {
+				t.Errorf("got issued dom %q, want acme", issued.Domain)
 			}
 			if !got.IssuedAt.Equal(issued.IssuedAt) || !got.ExpiresAt.Equal(issued.ExpiresAt) {
 				t.Errorf("got iat %v exp %v, want the issued %v %v", got.IssuedAt, got.ExpiresAt, issued.IssuedAt, issued.ExpiresAt)
@@ -256,7 +261,7 @@ func TestRoundTrip(t *testing.T) {
 			if err := json.Unmarshal(segment(t, tok, 1), &payload); err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []string{"iss", "aud", "sub", "sid", "iat", "exp"} {
+			for _, k := range []string{"iss", "aud", "sub", "sid", "iat", "exp", "dom"} {
 				if _, ok := payload[k]; !ok {
 					t.Errorf("got payload %v, want a %q claim", payload, k)
 				}
@@ -280,7 +285,7 @@ func TestIssueRoundsExpUp(t *testing.T) {
 		{"other time zone", t0.Add(90*time.Second + 1).In(time.FixedZone("X", 5*3600+1800)), t0.Add(91 * time.Second)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tok, c, err := iss.Issue("alice", "s-1", tc.deadline)
+			tok, c, err := iss.Issue("acme", "alice", "s-1", tc.deadline)
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}
@@ -306,18 +311,30 @@ func TestIssueRoundsExpUp(t *testing.T) {
 func TestIssueRefuses(t *testing.T) {
 	iss, _ := newIssuer(t)
 	for _, tc := range []struct {
-		name         string
-		subject, sid string
-		deadline     time.Time
+		name                 string
+		domain, subject, sid string
+		deadline             time.Time
 	}{
-		{"empty subject", "", "s-1", t0.Add(time.Minute)},
-		{"empty sid", "alice", "", t0.Add(time.Minute)},
-		{"deadline now", "alice", "s-1", t0},
-		{"deadline past", "alice", "s-1", t0.Add(-time.Second)},
+		{"empty domain", "", "alice", "s-1", t0.Add(time.Minute)},
+		{"domain in upper case", "Acme", "alice", "s-1", t0.Add(time.Minute)},
+		{"domain with a dot", "acme.example", "alice", "s-1", t0.Add(time.Minute)},
+		{"domain too long", strings.Repeat("a", pos.MaxDomainLen+1), "alice", "s-1", t0.Add(time.Minute)},
+		{"empty subject", "acme", "", "s-1", t0.Add(time.Minute)},
+		{"empty sid", "acme", "alice", "", t0.Add(time.Minute)},
+		{"deadline now", "acme", "alice", "s-1", t0},
+		{"deadline past", "acme", "alice", "s-1", t0.Add(-time.Second)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tok, _, err := iss.Issue(tc.subject, tc.sid, tc.deadline); err == nil {
-				t.Errorf("got token %q, want an error", tok)
+			tok, c, err := iss.Issue(tc.domain, tc.subject, tc.sid, tc.deadline)
+			if err == nil {
+				t.Fatalf("got token %q, want an error", tok)
+			}
+			if tok != "" || c != (Claims{}) {
+				t.Errorf("got token %q and claims %+v with the error, want none", tok, c)
+			}
+			// A caller's bug, not a user's mistake: no EINVALID to show.
+			if code := pos.ErrorCode(err); code != pos.EINTERNAL {
+				t.Errorf("got code %q, want %q", code, pos.EINTERNAL)
 			}
 		})
 	}
@@ -325,7 +342,7 @@ func TestIssueRefuses(t *testing.T) {
 
 func TestVerifyExpiry(t *testing.T) {
 	iss, now := newIssuer(t)
-	tok, issued, err := iss.Issue("alice", "s-1", t0.Add(90*time.Second))
+	tok, issued, err := iss.Issue("acme", "alice", "s-1", t0.Add(90*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,11 +397,11 @@ func TestVerifyExpiredOnlyFault(t *testing.T) {
 	ourSigned := func(change map[string]any) string {
 		return sign(t, jwt.SigningMethodEdDSA, ours, nil, goodClaims(change))
 	}
-	want := Claims{Subject: "alice", SessionID: "s-1", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+	want := Claims{Domain: "acme", Subject: "alice", SessionID: "s-1", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute)}
 
 	t.Run("issued, then idle past exp", func(t *testing.T) {
 		*now = t0
-		tok, issued, err := iss.Issue("alice", "s-1", t0.Add(90*time.Second))
+		tok, issued, err := iss.Issue("acme", "alice", "s-1", t0.Add(90*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -405,8 +422,10 @@ func TestVerifyExpiredOnlyFault(t *testing.T) {
 	}{
 		{"59 minutes past exp", ourSigned(nil), want},
 		{"just past the leeway", ourSigned(map[string]any{"exp": later.Add(-Leeway).Unix()}),
-			Claims{Subject: "alice", SessionID: "s-1", IssuedAt: t0, ExpiresAt: later.Add(-Leeway)}},
+			Claims{Domain: "acme", Subject: "alice", SessionID: "s-1", IssuedAt: t0, ExpiresAt: later.Add(-Leeway)}},
 		{"with an nbf in the past", ourSigned(map[string]any{"nbf": t0.Unix()}), want},
+		{"without dom (issued before domains)", ourSigned(map[string]any{"dom": nil}),
+			Claims{Domain: pos.DefaultDomain, Subject: "alice", SessionID: "s-1", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute)}},
 	} {
 		t.Run("expired: "+tc.name, func(t *testing.T) {
 			got, err := iss.Verify(tc.token)
@@ -444,6 +463,10 @@ func TestVerifyExpiredOnlyFault(t *testing.T) {
 		{"missing aud", ourSigned(map[string]any{"aud": nil})},
 		{"missing sub", ourSigned(map[string]any{"sub": nil})},
 		{"missing sid", ourSigned(map[string]any{"sid": nil})},
+		{"empty dom", ourSigned(map[string]any{"dom": ""})},
+		{"dom not a domain name", ourSigned(map[string]any{"dom": "Acme"})},
+		{"dom not a string", ourSigned(map[string]any{"dom": 1})},
+		{"dom twice", signRaw(t, ours, goodHeader, withMember(jsonText(goodClaims(nil)), `"dom":"default"`))},
 		{"missing iat", ourSigned(map[string]any{"iat": nil})},
 		{"iat in the future", ourSigned(map[string]any{"iat": later.Add(Leeway + time.Second).Unix()})},
 		{"nbf in the future", ourSigned(map[string]any{"nbf": later.Add(Leeway + time.Second).Unix()})},
@@ -466,7 +489,7 @@ func TestVerifyExpiredOnlyFault(t *testing.T) {
 func TestVerifyRefuses(t *testing.T) {
 	iss, _ := newIssuer(t)
 	ours := testKey(t)
-	valid, _, err := iss.Issue("alice", "s-1", t0.Add(time.Minute))
+	valid, _, err := iss.Issue("acme", "alice", "s-1", t0.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,6 +572,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"empty sid", ourSigned(map[string]any{"sid": ""}), "invalid token"},
 		{"sid not a string", ourSigned(map[string]any{"sid": 7}), "invalid token"},
 		{"missing sub", ourSigned(map[string]any{"sub": nil}), "invalid token"},
+		{"empty dom", ourSigned(map[string]any{"dom": ""}), "invalid token"},
+		{"dom not a domain name", ourSigned(map[string]any{"dom": "acme.example"}), "invalid token"},
+		{"dom not a string", ourSigned(map[string]any{"dom": true}), "invalid token"},
 		{"nbf in the future", ourSigned(map[string]any{"nbf": t0.Add(Leeway + time.Second).Unix()}), "invalid token"},
 		{"wrong kid", sign(t, jwt.SigningMethodEdDSA, ours, map[string]any{"kid": "other"}, goodClaims(nil)), "invalid token"},
 		{"missing kid", sign(t, jwt.SigningMethodEdDSA, ours, map[string]any{"kid": nil}, goodClaims(nil)), "invalid token"},
@@ -593,9 +619,11 @@ func TestVerifyRefuses(t *testing.T) {
 func TestVerifyAcceptsPaddedJustUnderLimit(t *testing.T) {
 	// A long but legal token still verifies: the cap is on length only.
 	iss, _ := newIssuer(t)
-	tok := sign(t, jwt.SigningMethodEdDSA, testKey(t), nil, goodClaims(map[string]any{"pad": strings.Repeat("x", MaxTokenLen*5/8)}))
-	if len(tok) > MaxTokenLen {
-		t.Fatalf("got length %d, want at most %d", len(tok), MaxTokenLen)
+	// The pad leaves room for the other claims (dom among them) and the
+	// base64 and signature overhead.
+	tok := sign(t, jwt.SigningMethodEdDSA, testKey(t), nil, goodClaims(map[string]any{"pad": strings.Repeat("x", MaxTokenLen*5/8-16)}))
+	if len(tok) > MaxTokenLen || len(tok) < MaxTokenLen-64 {
+		t.Fatalf("got length %d, want at most %d and within 64 of it", len(tok), MaxTokenLen)
 	}
 	if _, err := iss.Verify(tok); err != nil {
 		t.Errorf("got %v, want valid", err)
@@ -659,7 +687,7 @@ func TestJWKS(t *testing.T) {
 		t.Errorf("got thumbprint %q of x, want kid %q", got, k["kid"])
 	}
 
-	tok, _, err := iss.Issue("alice", "s-1", t0.Add(time.Minute))
+	tok, _, err := iss.Issue("acme", "alice", "s-1", t0.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -705,7 +733,7 @@ func TestNewPanics(t *testing.T) {
 
 func TestNewDefaultClock(t *testing.T) {
 	iss := New(testKey(t), Config{Issuer: "idleguard", Audience: "pos"})
-	tok, _, err := iss.Issue("alice", "s-1", time.Now().Add(time.Minute))
+	tok, _, err := iss.Issue("acme", "alice", "s-1", time.Now().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -722,7 +750,7 @@ func TestConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for n := 0; n < 50; n++ {
-				tok, _, err := iss.Issue("alice", "s-1", t0.Add(time.Minute))
+				tok, _, err := iss.Issue("acme", "alice", "s-1", t0.Add(time.Minute))
 				if err != nil {
 					t.Error(err)
 					return
@@ -979,7 +1007,7 @@ func TestLoadOrCreateKeyNotRegular(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	iss, now := newIssuer(f)
 	ours := testKey(f)
-	valid, _, err := iss.Issue("alice", "s-1", t0.Add(time.Minute))
+	valid, _, err := iss.Issue("acme", "alice", "s-1", t0.Add(time.Minute))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -992,6 +1020,11 @@ func FuzzVerify(f *testing.F) {
 	f.Add(enc(map[string]any{"alg": "none", "kid": rfcKid}) + "." + payload + ".")
 	f.Add(sign(f, jwt.SigningMethodHS256, []byte(ours.Public().(ed25519.PublicKey)), nil, goodClaims(nil)))
 	f.Add(ourSigned(map[string]any{"sid": nil}))
+	f.Add(ourSigned(map[string]any{"dom": nil})) // issued before domains: read as default
+	f.Add(ourSigned(map[string]any{"dom": ""}))
+	f.Add(ourSigned(map[string]any{"dom": "Acme"}))
+	f.Add(ourSigned(map[string]any{"dom": 1}))
+	f.Add(legacyToken)
 	f.Add(ourSigned(map[string]any{"exp": 1e300}))
 	f.Add(ourSigned(map[string]any{"iat": -1.5}))
 	f.Add(replaceSegment(valid, 1, payload))
@@ -1009,7 +1042,13 @@ func FuzzVerify(f *testing.F) {
 		jsonText(goodClaims(map[string]any{"sid": nil, "Sid": "s-1"})),
 		jsonText(goodClaims(map[string]any{"sub": nil, "SUB": "alice"})),
 		jsonText(goodClaims(map[string]any{"sub": nil, "ſub": "alice"})),
+		jsonText(goodClaims(map[string]any{"dom": nil, "DOM": "acme"})),
+		jsonText(goodClaims(map[string]any{"dom": nil})),
+		jsonText(goodClaims(map[string]any{"dom": "a-b.c"})),
+		jsonText(goodClaims(map[string]any{"dom": []string{"acme"}})),
 		withMember(claimsJSON, `"sub":"mallory"`),
+		withMember(claimsJSON, `"dom":"other"`),
+		withMember(claimsJSON, `"\u0064om":"other"`),
 		withMember(claimsJSON, `"\u0073ub":"mallory"`),
 		withMember(claimsJSON, `"ctx":{"a":[1,{"b":2,"b":3}]}`),
 		jsonText(goodClaims(map[string]any{"exp": t0.Add(-time.Hour).Unix(), "iat": t0.Add(-2 * time.Hour).Unix()})), // expired only
@@ -1082,6 +1121,9 @@ func checkVerify(t *testing.T, iss *Issuer, tok string) {
 	if c.Subject == "" || c.SessionID == "" {
 		t.Errorf("%q: got sub %q sid %q, want both non-empty", tok, c.Subject, c.SessionID)
 	}
+	if err := pos.ValidateDomain(c.Domain); err != nil {
+		t.Errorf("%q: got dom %q: %v, want a domain name", tok, c.Domain, err)
+	}
 	if c.IssuedAt.After(t0.Add(Leeway)) {
 		t.Errorf("%q: got iat %v, want not after %v", tok, c.IssuedAt, t0.Add(Leeway))
 	}
@@ -1101,7 +1143,8 @@ func checkVerify(t *testing.T, iss *Issuer, tok string) {
 
 // checkOneReading checks that an accepted payload has no repeated key at
 // any depth and no case variant of a registered claim, and that a plain
-// map reads from it the claims Verify gave.
+// map reads from it the claims Verify gave: dom as Verify gave it, or no
+// dom and the default domain.
 func checkOneReading(t *testing.T, payload []byte, c Claims) {
 	t.Helper()
 	if err := keysOnce(payload, true); err != nil {
@@ -1122,6 +1165,9 @@ func checkOneReading(t *testing.T, payload []byte, c Claims) {
 		if m[k] != want {
 			t.Errorf("accepted payload %s: got %s %#v read plainly, want %#v as Verify gave", payload, k, m[k], want)
 		}
+	}
+	if dom, ok := m["dom"]; ok && dom != c.Domain || !ok && c.Domain != pos.DefaultDomain {
+		t.Errorf("accepted payload %s: got dom %#v (present %v) read plainly, want Verify's %q", payload, dom, ok, c.Domain)
 	}
 }
 
@@ -1148,7 +1194,7 @@ func keysOnce(v json.RawMessage, top bool) error {
 			}
 			seen[key] = true
 			if top {
-				for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"} {
+				for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "dom"} {
 					if key != name && strings.EqualFold(key, name) {
 						return fmt.Errorf("key %q is a case variant of %q", key, name)
 					}
@@ -1181,7 +1227,7 @@ func BenchmarkIssue(b *testing.B) {
 	deadline := t0.Add(48 * time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := iss.Issue("alice", "s-1", deadline); err != nil {
+		if _, _, err := iss.Issue("acme", "alice", "s-1", deadline); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -1189,7 +1235,7 @@ func BenchmarkIssue(b *testing.B) {
 
 func BenchmarkVerify(b *testing.B) {
 	iss, _ := newIssuer(b)
-	tok, _, err := iss.Issue("alice", "s-1", t0.Add(48*time.Hour))
+	tok, _, err := iss.Issue("acme", "alice", "s-1", t0.Add(48*time.Hour))
 	if err != nil {
 		b.Fatal(err)
 	}
