@@ -29,8 +29,10 @@ $(BUILD)/idleguard.wasm: $(WASM_SRC) go.mod
 $(BUILD)/idleguard.wasm.br: $(BUILD)/idleguard.wasm
 	$(GO) run ./server/cmd/precompress $(BUILD)/idleguard.wasm $(BUILD)/wasm_exec.js
 
+# Two demo shops on one server: http://acme.localhost:8080 and
+# http://globex.localhost:8080 (*.localhost is loopback in browsers and curl).
 run: build
-	./bin/idleguard -demo -data ./data
+	./bin/idleguard -domain-suffix .localhost -demo -data ./data
 
 test: wasm chromium test-go test-wasm
 
