@@ -59,8 +59,8 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 	defer db.Close()
 	d := &dataset{adminName: "bench-admin", adminPass: pos.NewSessionID()}
 
-	admins := pos.Group{Name: "bench-admins", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}}
-	tills := pos.Group{Name: "bench-cashiers"}
+	admins := pos.Group{Domain: pos.DefaultDomain, Name: "bench-admins", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}}
+	tills := pos.Group{Domain: pos.DefaultDomain, Name: "bench-cashiers"}
 	for _, g := range []pos.Group{admins, tills} {
 		if err := db.PutGroup(ctx, g); err != nil {
 			return nil, err
@@ -70,12 +70,12 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := db.AddUser(ctx, pos.User{Name: d.adminName, Group: admins.Name, PasswordHash: hash}); err != nil {
+	if _, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: d.adminName, Group: admins.Name, PasswordHash: hash}); err != nil {
 		return nil, err
 	}
 	var users []pos.User
 	for i := range cashiers {
-		u, err := db.AddUser(ctx, pos.User{Name: fmt.Sprintf("till%03d", i), Group: tills.Name, PasswordHash: hash})
+		u, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: fmt.Sprintf("till%03d", i), Group: tills.Name, PasswordHash: hash})
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +83,7 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 	}
 
 	now := time.Now().Round(0)
-	if err := db.SaveSettings(ctx,
+	if err := db.SaveSettings(ctx, pos.DefaultDomain,
 		pos.Settings{ExpirationSeconds: initialExpiration, UpdatedBy: "idleload", UpdatedAt: now},
 		pos.SettingsChange{At: now, By: "idleload", Old: pos.DefaultExpirationSeconds, New: initialExpiration}); err != nil {
 		return nil, err
@@ -106,10 +106,10 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 		u := users[i%len(users)]
 		sid := pos.NewSessionID()
 		last := d.lastActivity(i)
-		if err := db.CreateSession(ctx, pos.Session{ID: sid, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
+		if err := db.CreateSession(ctx, pos.Session{ID: sid, Domain: pos.DefaultDomain, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
 			return nil, err
 		}
-		tok, _, err := iss.Issue(u.Name, sid, last.Add(initialExpiration*time.Second))
+		tok, _, err := iss.Issue(pos.DefaultDomain, u.Name, sid, last.Add(initialExpiration*time.Second))
 		if err != nil {
 			return nil, err
 		}
