@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"idleguard/server/internal/apptest"
+	"idleguard/server/pos"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -62,16 +63,20 @@ func FuzzPutSettings(f *testing.F) {
 	}
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		before, err := a.db.Settings(ctx)
+		before, err := a.db.Settings(ctx, pos.DefaultDomain)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rec := serveOnce(a.handler, "PUT", "/api/settings/jwt", in.Token, "application/json", body)
-		after, err := a.db.Settings(ctx)
+		after, err := a.db.Settings(ctx, pos.DefaultDomain)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mem := a.svc.Settings().ExpirationSeconds; mem != after.ExpirationSeconds {
+		inForce, err := a.svc.Settings(pos.DefaultDomain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mem := inForce.ExpirationSeconds; mem != after.ExpirationSeconds {
 			t.Fatalf("in force %d, stored %d: want the same", mem, after.ExpirationSeconds)
 		}
 		switch rec.Code {

@@ -134,7 +134,7 @@ func TestNamesValidatedAndEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.AddUser(ctx, pos.User{Name: "evil\nadmin\tadministrators\t\x1b[2J", Group: "staff"}); err != nil {
+	if _, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "evil\nadmin\tadministrators\t\x1b[2J", Group: "staff"}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
