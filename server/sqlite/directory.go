@@ -9,22 +9,27 @@ import (
 	"idleguard/server/protocol"
 )
 
-// PutGroup creates or replaces a group and its permissions.
+// PutGroup creates or replaces a group of g.Domain (ENOTFOUND) and its
+// permissions.
 func (db *DB) PutGroup(ctx context.Context, g pos.Group) error {
 	return db.write(ctx, "put group", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO groups (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, g.Name); err != nil {
+		if err := domainExists(ctx, tx, g.Domain); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx,
-			`DELETE FROM group_permissions WHERE group_name = ?`, g.Name); err != nil {
+			`INSERT INTO groups (domain, name) VALUES (?, ?) ON CONFLICT (domain, name) DO NOTHING`,
+			g.Domain, g.Name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM group_permissions WHERE domain = ? AND group_name = ?`, g.Domain, g.Name); err != nil {
 			return err
 		}
 		for _, p := range g.Permissions {
 			// OR IGNORE: a permission listed twice is still one permission.
 			if _, err := tx.ExecContext(ctx,
-				`INSERT OR IGNORE INTO group_permissions (group_name, permission) VALUES (?, ?)`,
-				g.Name, string(p)); err != nil {
+				`INSERT OR IGNORE INTO group_permissions (domain, group_name, permission) VALUES (?, ?, ?)`,
+				g.Domain, g.Name, string(p)); err != nil {
 				return err
 			}
 		}
@@ -32,45 +37,62 @@ func (db *DB) PutGroup(ctx context.Context, g pos.Group) error {
 	})
 }
 
-// Groups returns every group by name, permissions sorted.
-func (db *DB) Groups(ctx context.Context) ([]pos.Group, error) {
-	rows, err := db.r.QueryContext(ctx, `
-		SELECT g.name, gp.permission
-		FROM groups g LEFT JOIN group_permissions gp ON gp.group_name = g.name
-		ORDER BY g.name, gp.permission`)
+// Groups returns every group of a domain (ENOTFOUND) by name, permissions
+// sorted.
+func (db *DB) Groups(ctx context.Context, domain string) (groups []pos.Group, err error) {
+	err = db.read(ctx, "groups", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `
+			SELECT g.name, gp.permission
+			FROM groups g LEFT JOIN group_permissions gp
+				ON gp.domain = g.domain AND gp.group_name = g.name
+			WHERE g.domain = ?
+			ORDER BY g.name, gp.permission`, domain)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var perm sql.NullString
+			if err := rows.Scan(&name, &perm); err != nil {
+				return err
+			}
+			if len(groups) == 0 || groups[len(groups)-1].Name != name {
+				groups = append(groups, pos.Group{Domain: domain, Name: name})
+			}
+			if perm.Valid {
+				g := &groups[len(groups)-1]
+				g.Permissions = append(g.Permissions, pos.Permission(perm.String))
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(groups) == 0 {
+			return domainExists(ctx, tx, domain)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, wrap("groups", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var groups []pos.Group
-	for rows.Next() {
-		var name string
-		var perm sql.NullString
-		if err := rows.Scan(&name, &perm); err != nil {
-			return nil, wrap("groups", err)
-		}
-		if len(groups) == 0 || groups[len(groups)-1].Name != name {
-			groups = append(groups, pos.Group{Name: name})
-		}
-		if perm.Valid {
-			g := &groups[len(groups)-1]
-			g.Permissions = append(g.Permissions, pos.Permission(perm.String))
-		}
-	}
-	return groups, wrap("groups", rows.Err())
+	return groups, nil
 }
 
-// AddUser creates a user in an existing group and returns it with its ID
-// and permissions.
+// AddUser creates a user in an existing group of u.Domain and returns it
+// with its ID and permissions.
 func (db *DB) AddUser(ctx context.Context, u pos.User) (pos.User, error) {
 	err := db.write(ctx, "add user", func(tx *sql.Tx) error {
-		if err := groupExists(ctx, tx, u.Group); err != nil {
+		if err := domainExists(ctx, tx, u.Domain); err != nil {
+			return err
+		}
+		if err := groupExists(ctx, tx, u.Domain, u.Group); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `
-			INSERT INTO users (name, group_name, password_hash) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO NOTHING`,
-			u.Name, u.Group, hash(u.PasswordHash))
+			INSERT INTO users (domain, name, group_name, password_hash) VALUES (?, ?, ?, ?)
+			ON CONFLICT (domain, name) DO NOTHING`,
+			u.Domain, u.Name, u.Group, hash(u.PasswordHash))
 		if err != nil {
 			return err
 		}
@@ -93,34 +115,40 @@ func (db *DB) AddUser(ctx context.Context, u pos.User) (pos.User, error) {
 	return u, nil
 }
 
-// UpdateUser changes the group and password hash of the user named u.Name
+// UpdateUser changes the group and password hash of u.Domain's user u.Name
 // and ends the user's live sessions in the same transaction: a session
 // must not keep the permissions or the password it was opened with.
 func (db *DB) UpdateUser(ctx context.Context, u pos.User, at time.Time) ([]string, error) {
-	return db.changeUser(ctx, "update user", u.Name, at, func(tx *sql.Tx) (*sql.Row, error) {
-		if err := groupExists(ctx, tx, u.Group); err != nil {
+	return db.changeUser(ctx, "update user", u.Domain, u.Name, at, func(tx *sql.Tx) (*sql.Row, error) {
+		if err := groupExists(ctx, tx, u.Domain, u.Group); err != nil {
 			return nil, err
 		}
 		return tx.QueryRowContext(ctx,
-			`UPDATE users SET group_name = ?, password_hash = ? WHERE name = ? RETURNING id`,
-			u.Group, hash(u.PasswordHash), u.Name), nil
+			`UPDATE users SET group_name = ?, password_hash = ? WHERE domain = ? AND name = ? RETURNING id`,
+			u.Group, hash(u.PasswordHash), u.Domain, u.Name), nil
 	})
 }
 
 // DeleteUser deletes a user (ENOTFOUND) and ends its live sessions in the
 // same transaction, so that no session outlives its user. The ended
 // sessions' rows stay until the purge.
-func (db *DB) DeleteUser(ctx context.Context, name string, at time.Time) ([]string, error) {
-	return db.changeUser(ctx, "delete user", name, at, func(tx *sql.Tx) (*sql.Row, error) {
-		return tx.QueryRowContext(ctx, `DELETE FROM users WHERE name = ? RETURNING id`, name), nil
+func (db *DB) DeleteUser(ctx context.Context, domain, name string, at time.Time) ([]string, error) {
+	return db.changeUser(ctx, "delete user", domain, name, at, func(tx *sql.Tx) (*sql.Row, error) {
+		return tx.QueryRowContext(ctx,
+			`DELETE FROM users WHERE domain = ? AND name = ? RETURNING id`, domain, name), nil
 	})
 }
 
-// changeUser runs change, a statement on the user named name that returns
-// its id, and ends that user's live sessions in the same transaction; it
-// returns their ids.
-func (db *DB) changeUser(ctx context.Context, op, name string, at time.Time, change func(*sql.Tx) (*sql.Row, error)) (ended []string, err error) {
+// changeUser runs change, a statement on the user named name in domain
+// that returns its id, and ends that user's live sessions in the same
+// transaction; it returns their ids.
+func (db *DB) changeUser(ctx context.Context, op, domain, name string, at time.Time, change func(*sql.Tx) (*sql.Row, error)) (ended []string, err error) {
 	err = db.write(ctx, op, func(tx *sql.Tx) error {
+		// First, so that an unknown domain is reported as such rather
+		// than as a missing group or user.
+		if err := domainExists(ctx, tx, domain); err != nil {
+			return err
+		}
 		row, err := change(tx)
 		if err != nil {
 			return err
@@ -140,24 +168,45 @@ func (db *DB) changeUser(ctx context.Context, op, name string, at time.Time, cha
 	return ended, nil
 }
 
-// UserByName returns a user with its group's permissions (ENOTFOUND).
-func (db *DB) UserByName(ctx context.Context, name string) (pos.User, error) {
-	users, err := queryUsers(ctx, db.r, `u.name = ?`, name)
-	u, err := first(users, err, pos.Errorf(pos.ENOTFOUND, "user %q not found", name))
-	return u, wrap("user by name", err)
+// UserByName returns a domain's user with its group's permissions
+// (ENOTFOUND for the user or the domain).
+func (db *DB) UserByName(ctx context.Context, domain, name string) (u pos.User, err error) {
+	err = db.read(ctx, "user by name", func(tx *sql.Tx) error {
+		users, err := queryUsers(ctx, tx, `u.domain = ? AND u.name = ?`, domain, name)
+		if err == nil && len(users) == 0 {
+			// Only a miss pays for telling the two apart.
+			if err := domainExists(ctx, tx, domain); err != nil {
+				return err
+			}
+		}
+		u, err = first(users, err, pos.Errorf(pos.ENOTFOUND, "user %q not found", name))
+		return err
+	})
+	return u, err
 }
 
-// UserByID returns a user with its group's permissions (ENOTFOUND).
+// UserByID returns a user, of whichever domain, with its group's
+// permissions (ENOTFOUND).
 func (db *DB) UserByID(ctx context.Context, id int64) (pos.User, error) {
 	users, err := queryUsers(ctx, db.r, `u.id = ?`, id)
 	u, err := first(users, err, pos.Errorf(pos.ENOTFOUND, "user %d not found", id))
 	return u, wrap("user by id", err)
 }
 
-// Users returns every user by name, with permissions.
-func (db *DB) Users(ctx context.Context) ([]pos.User, error) {
-	users, err := queryUsers(ctx, db.r, `1`)
-	return users, wrap("users", err)
+// Users returns every user of a domain (ENOTFOUND) by name, with
+// permissions.
+func (db *DB) Users(ctx context.Context, domain string) (users []pos.User, err error) {
+	err = db.read(ctx, "users", func(tx *sql.Tx) error {
+		users, err = queryUsers(ctx, tx, `u.domain = ?`, domain)
+		if err == nil && len(users) == 0 {
+			err = domainExists(ctx, tx, domain)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return users, nil
 }
 
 // querier is what *sql.DB and *sql.Tx share, so reads can run inside a
@@ -180,11 +229,14 @@ func first(users []pos.User, err error, notFound *pos.Error) (pos.User, error) {
 // queryUsers reads users and their permissions in one statement, so that a
 // concurrent PutGroup cannot pair a user with another version of its group.
 func queryUsers(ctx context.Context, q querier, where string, args ...any) ([]pos.User, error) {
+	// u.id after u.name keeps each user's rows together even where a name
+	// recurs in several domains.
 	rows, err := q.QueryContext(ctx, `
-		SELECT u.id, u.name, u.group_name, u.password_hash, gp.permission
-		FROM users u LEFT JOIN group_permissions gp ON gp.group_name = u.group_name
+		SELECT u.id, u.domain, u.name, u.group_name, u.password_hash, gp.permission
+		FROM users u LEFT JOIN group_permissions gp
+			ON gp.domain = u.domain AND gp.group_name = u.group_name
 		WHERE `+where+`
-		ORDER BY u.name, gp.permission`, args...)
+		ORDER BY u.name, u.id, gp.permission`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +245,7 @@ func queryUsers(ctx context.Context, q querier, where string, args ...any) ([]po
 	for rows.Next() {
 		var u pos.User
 		var perm sql.NullString
-		if err := rows.Scan(&u.ID, &u.Name, &u.Group, &u.PasswordHash, &perm); err != nil {
+		if err := rows.Scan(&u.ID, &u.Domain, &u.Name, &u.Group, &u.PasswordHash, &perm); err != nil {
 			return nil, err
 		}
 		if len(users) == 0 || users[len(users)-1].ID != u.ID {
@@ -207,9 +259,10 @@ func queryUsers(ctx context.Context, q querier, where string, args ...any) ([]po
 	return users, rows.Err()
 }
 
-func groupExists(ctx context.Context, tx *sql.Tx, name string) error {
+func groupExists(ctx context.Context, tx *sql.Tx, domain, name string) error {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM groups WHERE name = ?`, name).Scan(&one)
+	err := tx.QueryRowContext(ctx,
+		`SELECT 1 FROM groups WHERE domain = ? AND name = ?`, domain, name).Scan(&one)
 	if err == sql.ErrNoRows {
 		return pos.Errorf(pos.ENOTFOUND, "group %q not found", name)
 	}

@@ -18,8 +18,8 @@ import (
 
 // endSessionsSQL ends the live sessions that where matches; a session
 // already ended keeps its first time and reason. Its where clauses name
-// user_id or id, so the partial index of live sessions by user, or the
-// primary key, finds the rows.
+// user_id, domain or id, so a partial index of live sessions (by user, by
+// domain) or the primary key finds the rows.
 func endSessionsSQL(where string) string {
 	return `
 		UPDATE sessions SET revoked = 1, revoked_at = ?, revoked_reason = ?
@@ -102,14 +102,17 @@ func (db *DB) RevokeUserSessions(ctx context.Context, userID int64, at time.Time
 
 // RevokeOrphanSessions ends (reason "revoked", logged) every live session
 // whose user no longer exists, or whose user id now belongs to someone
-// else: before migration 2, deleting the newest user let the next one
-// created take its id and its sessions, and deleting a user did not end
-// them. It reports how many it ended; run it once at start-up.
+// else or to another domain: before migration 2, deleting the newest user
+// let the next one created take its id and its sessions, and deleting a
+// user did not end them; a token authenticates only as the user, of the
+// domain, it was issued to. It reports how many it ended; run it once at
+// start-up.
 func (db *DB) RevokeOrphanSessions(ctx context.Context, at time.Time) (int, error) {
 	var ended []string
 	err := db.write(ctx, "revoke orphan sessions", func(tx *sql.Tx) (err error) {
 		ended, err = endSessions(ctx, tx, at, protocol.ReasonRevoked, `NOT EXISTS (
-			SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.name = sessions.username)`)
+			SELECT 1 FROM users u WHERE u.id = sessions.user_id
+				AND u.name = sessions.username AND u.domain = sessions.domain)`)
 		return err
 	})
 	return len(ended), err

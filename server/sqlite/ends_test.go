@@ -15,7 +15,7 @@ func mustCreateSessions(tb testing.TB, db *DB, u pos.User, ids ...string) {
 	tb.Helper()
 	for _, id := range ids {
 		mustNoErr(tb, db.CreateSession(context.Background(),
-			pos.Session{ID: id, UserID: u.ID, Username: u.Name, Created: t0, LastActivity: t0}))
+			pos.Session{Domain: u.Domain, ID: id, UserID: u.ID, Username: u.Name, Created: t0, LastActivity: t0}))
 	}
 }
 
@@ -67,7 +67,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		mustNoErr(t, db.RevokeSession(ctx, "a3", at(5), protocol.ReasonSignedOut))
 		before := mustSessionEnds(t, db, 0)
 
-		ended, err := db.UpdateUser(ctx, pos.User{Name: "admin", Group: "cashiers", PasswordHash: []byte("new")}, at(50))
+		ended, err := db.UpdateUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "admin", Group: "cashiers", PasswordHash: []byte("new")}, at(50))
 		mustNoErr(t, err)
 		if want := []string{"a1", "a2"}; !reflect.DeepEqual(ended, want) {
 			t.Errorf("UpdateUser ended: got %v, want %v", ended, want)
@@ -82,7 +82,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		}
 
 		// No live session left: the update succeeds and ends nothing.
-		ended, err = db.UpdateUser(ctx, pos.User{Name: "admin", Group: "developers"}, at(60))
+		ended, err = db.UpdateUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "admin", Group: "developers"}, at(60))
 		mustNoErr(t, err)
 		if len(ended) != 0 {
 			t.Errorf("second UpdateUser ended: got %v, want none", ended)
@@ -93,7 +93,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		db := MustOpenDB(t)
 		admin, _ := seed(t, db)
 		mustCreateSessions(t, db, admin, "a1")
-		for _, u := range []pos.User{{Name: "admin", Group: "ghosts"}, {Name: "nobody", Group: "cashiers"}} {
+		for _, u := range []pos.User{{Domain: pos.DefaultDomain, Name: "admin", Group: "ghosts"}, {Domain: pos.DefaultDomain, Name: "nobody", Group: "cashiers"}} {
 			ended, err := db.UpdateUser(ctx, u, at(50))
 			wantCode(t, err, pos.ENOTFOUND)
 			if ended != nil {
@@ -104,7 +104,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		if ends := mustSessionEnds(t, db, 0); len(ends) != 0 {
 			t.Errorf("session end log: got %+v, want empty", ends)
 		}
-		got, err := db.UserByName(ctx, "admin")
+		got, err := db.UserByName(ctx, pos.DefaultDomain, "admin")
 		mustNoErr(t, err)
 		if got.Group != "developers" {
 			t.Errorf("admin's group: got %q, want developers", got.Group)
@@ -116,7 +116,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		admin, clerk := seed(t, db)
 		mustCreateSessions(t, db, admin, "a1")
 		mustCreateSessions(t, db, clerk, "c1", "c2")
-		ended, err := db.DeleteUser(ctx, "clerk", at(70))
+		ended, err := db.DeleteUser(ctx, pos.DefaultDomain, "clerk", at(70))
 		mustNoErr(t, err)
 		if want := []string{"c1", "c2"}; !reflect.DeepEqual(ended, want) {
 			t.Errorf("DeleteUser ended: got %v, want %v", ended, want)
@@ -127,7 +127,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		if got, want := endIDs(mustSessionEnds(t, db, 0)), []string{"c1:revoked", "c2:revoked"}; !reflect.DeepEqual(got, want) {
 			t.Errorf("session end log: got %v, want %v", got, want)
 		}
-		ended, err = db.DeleteUser(ctx, "clerk", at(80))
+		ended, err = db.DeleteUser(ctx, pos.DefaultDomain, "clerk", at(80))
 		wantCode(t, err, pos.ENOTFOUND)
 		if ended != nil {
 			t.Errorf("second DeleteUser ended: got %v, want nil", ended)
@@ -140,9 +140,9 @@ func TestUserChangesEndSessions(t *testing.T) {
 		db := MustOpenDB(t)
 		_, clerk := seed(t, db) // clerk is the newest
 		mustCreateSessions(t, db, clerk, "c1")
-		_, err := db.DeleteUser(ctx, "clerk", at(1))
+		_, err := db.DeleteUser(ctx, pos.DefaultDomain, "clerk", at(1))
 		mustNoErr(t, err)
-		next, err := db.AddUser(ctx, pos.User{Name: "next", Group: "cashiers"})
+		next, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "next", Group: "cashiers"})
 		mustNoErr(t, err)
 		if next.ID <= clerk.ID {
 			t.Errorf("next user's ID: got %d, want above the deleted clerk's %d", next.ID, clerk.ID)
@@ -257,20 +257,28 @@ func TestRevokeOrphanSessions(t *testing.T) {
 	mustCreateSessions(t, db, admin, "admin-live")
 	// What older code left behind: a session of a user since deleted, one
 	// whose id passed to another user, and an orphan already ended.
-	mustCreateSessions(t, db, pos.User{ID: 99, Name: "ghost"}, "ghost-live", "ghost-ended")
-	mustCreateSessions(t, db, pos.User{ID: clerk.ID, Name: "oldclerk"}, "inherited")
+	mustCreateSessions(t, db, pos.User{ID: 99, Domain: pos.DefaultDomain, Name: "ghost"}, "ghost-live", "ghost-ended")
+	mustCreateSessions(t, db, pos.User{ID: clerk.ID, Domain: pos.DefaultDomain, Name: "oldclerk"}, "inherited")
 	mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{{SessionID: "ghost-ended", At: at(1), Reason: protocol.ReasonIdle}}))
+	// A session of one domain naming another's user, id and name alike:
+	// its token must not authenticate as that user.
+	mustAddDomain(t, db, "acme")
+	acmeAdmin, _ := seedDomain(t, db, "acme")
+	mustCreateSessions(t, db, acmeAdmin, "acme-live")
+	mustCreateSessions(t, db, pos.User{ID: admin.ID, Domain: "acme", Name: admin.Name}, "cross-domain")
 
 	n, err := db.RevokeOrphanSessions(ctx, at(10))
 	mustNoErr(t, err)
-	if n != 2 {
-		t.Errorf("RevokeOrphanSessions: got %d, want 2", n)
+	if n != 3 {
+		t.Errorf("RevokeOrphanSessions: got %d, want 3", n)
 	}
 	wantEnded(t, db, "ghost-live", 10, protocol.ReasonRevoked)
 	wantEnded(t, db, "inherited", 10, protocol.ReasonRevoked)
+	wantEnded(t, db, "cross-domain", 10, protocol.ReasonRevoked)
 	wantEnded(t, db, "ghost-ended", 1, protocol.ReasonIdle)
 	wantLive(t, db, "admin-live")
-	if got, want := endIDs(mustSessionEnds(t, db, 0)), []string{"ghost-live:revoked", "inherited:revoked"}; !reflect.DeepEqual(got, want) {
+	wantLive(t, db, "acme-live")
+	if got, want := endIDs(mustSessionEnds(t, db, 0)), []string{"cross-domain:revoked", "ghost-live:revoked", "inherited:revoked"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("session end log: got %v, want %v", got, want)
 	}
 
@@ -281,23 +289,38 @@ func TestRevokeOrphanSessions(t *testing.T) {
 	}
 }
 
-// TestUserSessionsUseIndex: ending a user's sessions must not read every
-// session, as ended ones pile up by the hundred thousand until the purge.
-func TestUserSessionsUseIndex(t *testing.T) {
-	db := MustOpenDB(t)
-	rows, err := db.w.QueryContext(context.Background(),
-		"EXPLAIN QUERY PLAN "+endSessionsSQL(`user_id = ?`), millis(t0), "revoked", 1)
-	mustNoErr(t, err)
+// queryPlan is SQLite's plan for query, its steps joined with "; ".
+func queryPlan(tb testing.TB, db *DB, query string, args ...any) string {
+	tb.Helper()
+	rows, err := db.w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
+	mustNoErr(tb, err)
 	defer rows.Close()
 	var plan []string
 	for rows.Next() {
 		var id, parent, unused int
 		var detail string
-		mustNoErr(t, rows.Scan(&id, &parent, &unused, &detail))
+		mustNoErr(tb, rows.Scan(&id, &parent, &unused, &detail))
 		plan = append(plan, detail)
 	}
-	mustNoErr(t, rows.Err())
-	if got := strings.Join(plan, "; "); !strings.Contains(got, "SEARCH sessions USING") || !strings.Contains(got, "INDEX sessions_live_by_user") {
-		t.Errorf("query plan: got %q, want it to use sessions_live_by_user", got)
+	mustNoErr(tb, rows.Err())
+	return strings.Join(plan, "; ")
+}
+
+// TestUserSessionsUseIndex: ending a user's or a domain's sessions must
+// not read every session, as ended ones pile up by the hundred thousand
+// until the purge; nor reading one domain's change record every domain's.
+func TestUserSessionsUseIndex(t *testing.T) {
+	db := MustOpenDB(t)
+	for _, tc := range []struct{ query, index string }{
+		{endSessionsSQL(`user_id = ?`), "sessions_live_by_user"},
+		{endSessionsSQL(`domain = ?`), "sessions_live_by_domain"},
+	} {
+		if got := queryPlan(t, db, tc.query, millis(t0), "revoked", 1); !strings.Contains(got, "SEARCH sessions USING") || !strings.Contains(got, "INDEX "+tc.index) {
+			t.Errorf("query plan of %s: got %q, want it to use %s", tc.query, got, tc.index)
+		}
+	}
+	got := queryPlan(t, db, `SELECT at, by, old, new FROM settings_changes WHERE domain = ? ORDER BY id DESC LIMIT ?`, "d", 10)
+	if !strings.Contains(got, "INDEX settings_changes_by_domain") || strings.Contains(got, "TEMP B-TREE") {
+		t.Errorf("query plan of SettingsChanges: got %q, want settings_changes_by_domain and no sort", got)
 	}
 }

@@ -4,6 +4,7 @@ package sqlite
 
 import (
 	"context"
+	"idleguard/server/pos"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,7 @@ func TestOpenExistingFiles(t *testing.T) {
 		for _, p := range []string{path, path + "-wal", path + "-shm"} {
 			wantMode(t, p, 0o600)
 		}
-		if _, err := db.UserByName(ctx, "admin"); err != nil {
+		if _, err := db.UserByName(ctx, pos.DefaultDomain, "admin"); err != nil {
 			t.Errorf("UserByName after reopening: %v", err)
 		}
 	})

@@ -56,11 +56,11 @@ func TestUpgradeKeepsUserIDsUnique(t *testing.T) {
 	db := mustOpenPath(t, path)
 
 	t.Run("NothingLost", func(t *testing.T) {
-		users, err := db.Users(ctx)
+		users, err := db.Users(ctx, pos.DefaultDomain)
 		mustNoErr(t, err)
 		want := []pos.User{
-			{ID: 1, Name: "admin", Group: "developers", PasswordHash: []byte("hash-admin"), Permissions: []pos.Permission{pos.DeveloperView}},
-			{ID: 2, Name: "clerk", Group: "cashiers", PasswordHash: []byte("hash-clerk")},
+			{ID: 1, Domain: pos.DefaultDomain, Name: "admin", Group: "developers", PasswordHash: []byte("hash-admin"), Permissions: []pos.Permission{pos.DeveloperView}},
+			{ID: 2, Domain: pos.DefaultDomain, Name: "clerk", Group: "cashiers", PasswordHash: []byte("hash-clerk")},
 		}
 		if !reflect.DeepEqual(users, want) {
 			t.Errorf("Users: got %+v, want %+v", users, want)
@@ -83,22 +83,26 @@ func TestUpgradeKeepsUserIDsUnique(t *testing.T) {
 		if !strings.Contains(ddl, "AUTOINCREMENT") || !strings.Contains(ddl, "STRICT") {
 			t.Errorf("users: got %s, want AUTOINCREMENT and STRICT", ddl)
 		}
-		_, err := db.w.ExecContext(ctx, `INSERT INTO users (name, group_name, password_hash) VALUES ('x', 'ghosts', x'')`)
-		if err == nil {
-			t.Errorf("insert of a user in a missing group: got nil error, want the foreign key to refuse it")
+		// Every other column valid, so that only the key can refuse it;
+		// cashiers exists, but in the default domain only.
+		for _, row := range [][2]string{{"default", "ghosts"}, {"acme", "cashiers"}} {
+			_, err := db.w.ExecContext(ctx, `INSERT INTO users (domain, name, group_name, password_hash) VALUES (?, 'x', ?, x'')`, row[0], row[1])
+			if err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+				t.Errorf("insert of a user in missing group %s/%s: got %v, want the foreign key to refuse it", row[0], row[1], err)
+			}
 		}
 	})
 
 	t.Run("NextIDIsFresh", func(t *testing.T) {
-		carol, err := db.AddUser(ctx, pos.User{Name: "carol", Group: "cashiers"})
+		carol, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "carol", Group: "cashiers"})
 		mustNoErr(t, err)
 		// 3 is bob's, whom a session still names, though he is gone.
 		if carol.ID != 4 {
 			t.Errorf("carol's ID: got %d, want 4", carol.ID)
 		}
-		_, err = db.DeleteUser(ctx, "carol", at(1))
+		_, err = db.DeleteUser(ctx, pos.DefaultDomain, "carol", at(1))
 		mustNoErr(t, err)
-		dave, err := db.AddUser(ctx, pos.User{Name: "dave", Group: "cashiers"})
+		dave, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "dave", Group: "cashiers"})
 		mustNoErr(t, err)
 		if dave.ID != 5 {
 			t.Errorf("dave's ID after carol (4, newest) was deleted: got %d, want 5", dave.ID)
@@ -127,8 +131,8 @@ func TestUpgradeOfEmptyVersion1(t *testing.T) {
 	old := mustOpenVersion1(t, path)
 	mustNoErr(t, old.Close())
 	db := mustOpenPath(t, path)
-	mustNoErr(t, db.PutGroup(ctx, pos.Group{Name: "g"}))
-	u, err := db.AddUser(ctx, pos.User{Name: "first", Group: "g"})
+	mustNoErr(t, db.PutGroup(ctx, pos.Group{Domain: pos.DefaultDomain, Name: "g"}))
+	u, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "first", Group: "g"})
 	mustNoErr(t, err)
 	if u.ID != 1 {
 		t.Errorf("first ID: got %d, want 1", u.ID)

@@ -13,7 +13,7 @@ func TestRevokeSessions(t *testing.T) {
 	db := MustOpenDB(t)
 	seed(t, db)
 	for _, id := range []string{"a", "b", "c"} {
-		mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: id, UserID: 1, Username: "admin", Created: at(0), LastActivity: at(0)}))
+		mustNoErr(t, db.CreateSession(ctx, pos.Session{Domain: pos.DefaultDomain, ID: id, UserID: 1, Username: "admin", Created: at(0), LastActivity: at(0)}))
 	}
 	mustNoErr(t, db.RevokeSession(ctx, "c", at(5), protocol.ReasonSignedOut))
 	mustNoErr(t, db.RevokeSessions(ctx, []pos.Revocation{

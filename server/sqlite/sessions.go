@@ -9,34 +9,43 @@ import (
 	"idleguard/server/protocol"
 )
 
-// CreateSession stores a new session; ECONFLICT if its ID is taken.
+// CreateSession stores a new session of s.Domain (ENOTFOUND if the domain
+// does not exist); ECONFLICT if its ID is taken.
 func (db *DB) CreateSession(ctx context.Context, s pos.Session) error {
 	var revokedAt any // NULL until revoked
 	if s.Revoked {
 		revokedAt = millis(s.RevokedAt)
 	}
-	res, err := db.w.ExecContext(ctx, `
-		INSERT INTO sessions (id, user_id, username, created, last_activity, revoked, revoked_at, revoked_reason)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`,
-		s.ID, s.UserID, s.Username, millis(s.Created), millis(s.LastActivity),
-		s.Revoked, revokedAt, s.RevokedReason.String())
-	if err != nil {
-		return wrap("create session", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return wrap("create session", err)
-	}
-	if n == 0 {
-		return pos.Errorf(pos.ECONFLICT, "session %q already exists", s.ID)
-	}
-	return nil
+	return db.write(ctx, "create session", func(tx *sql.Tx) error {
+		// Checked here, not by a foreign key: a session's row outlives its
+		// domain until the purge.
+		if err := domainExists(ctx, tx, s.Domain); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO sessions (id, domain, user_id, username, created, last_activity, revoked, revoked_at, revoked_reason)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`,
+			s.ID, s.Domain, s.UserID, s.Username, millis(s.Created), millis(s.LastActivity),
+			s.Revoked, revokedAt, s.RevokedReason.String())
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return pos.Errorf(pos.ECONFLICT, "session %q already exists", s.ID)
+		}
+		return nil
+	})
 }
 
-const sessionColumns = `id, user_id, username, created, last_activity, revoked, revoked_at, revoked_reason`
+const sessionColumns = `id, domain, user_id, username, created, last_activity, revoked, revoked_at, revoked_reason`
 
-// Session returns one session, revoked or not (ENOTFOUND).
+// Session returns one session, revoked or not, with its domain
+// (ENOTFOUND).
 func (db *DB) Session(ctx context.Context, id string) (pos.Session, error) {
 	s, err := scanSession(db.r.QueryRowContext(ctx,
 		`SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
@@ -46,7 +55,8 @@ func (db *DB) Session(ctx context.Context, id string) (pos.Session, error) {
 	return s, wrap("session", err)
 }
 
-// LiveSessions returns every session not revoked, oldest first.
+// LiveSessions returns every session not revoked, of every domain, oldest
+// first.
 func (db *DB) LiveSessions(ctx context.Context) ([]pos.Session, error) {
 	rows, err := db.r.QueryContext(ctx,
 		`SELECT `+sessionColumns+` FROM sessions WHERE revoked = 0 ORDER BY created, id`)
@@ -131,20 +141,27 @@ const (
 	purgeSessionEndsSQL = `
 		DELETE FROM session_ends WHERE seq IN (
 			SELECT seq FROM session_ends WHERE at < ? LIMIT ?)`
+	purgeDomainChangesSQL = `
+		DELETE FROM domain_changes WHERE seq IN (
+			SELECT seq FROM domain_changes WHERE at < ? LIMIT ?)`
 )
 
 // PurgeSessions deletes sessions revoked before the given time, then
-// session end log entries as old, in transactions of at most
+// session end and domain log entries as old, in transactions of at most
 // purgeBatchRows rows, and reports how many sessions. Writers waiting on
 // the pool go between batches; a cancelled ctx stops it between them,
-// with what was deleted so far counted.
+// with what was deleted so far counted. The logs are kept as long as the
+// sessions: a server is long past an entry by then.
 func (db *DB) PurgeSessions(ctx context.Context, revokedBefore time.Time) (int, error) {
 	cutoff := millis(revokedBefore)
 	n, err := db.purge(ctx, "purge sessions", purgeSessionsSQL, cutoff)
 	if err != nil {
 		return n, err
 	}
-	_, err = db.purge(ctx, "purge session ends", purgeSessionEndsSQL, cutoff)
+	if _, err := db.purge(ctx, "purge session ends", purgeSessionEndsSQL, cutoff); err != nil {
+		return n, err
+	}
+	_, err = db.purge(ctx, "purge domain changes", purgeDomainChangesSQL, cutoff)
 	return n, err
 }
 
@@ -186,7 +203,7 @@ func scanSession(row scanner) (pos.Session, error) {
 	var created, last int64
 	var revokedAt sql.NullInt64
 	var reason string
-	if err := row.Scan(&s.ID, &s.UserID, &s.Username, &created, &last,
+	if err := row.Scan(&s.ID, &s.Domain, &s.UserID, &s.Username, &created, &last,
 		&s.Revoked, &revokedAt, &reason); err != nil {
 		return pos.Session{}, err
 	}

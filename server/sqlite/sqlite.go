@@ -1,6 +1,6 @@
-// Package sqlite keeps idleguard's users, settings and sessions in one
-// embedded SQLite file (pure Go, WAL), so a single node survives restarts
-// with no database service to install.
+// Package sqlite keeps idleguard's domains, users, settings and sessions
+// in one embedded SQLite file (pure Go, WAL), so a single node survives
+// restarts with no database service to install.
 package sqlite
 
 import (
@@ -188,6 +188,19 @@ func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) e
 	return nil
 }
 
+// read runs fn in a read transaction, so that its statements see one
+// snapshot: a list that comes back empty and the domain it is of are read
+// at the same moment. Errors are wrapped as write wraps them.
+func (db *DB) read(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := db.r.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(op, err)
+	}
+	// Nothing to commit: a rollback ends the snapshot as well.
+	defer tx.Rollback()
+	return wrap(op, fn(tx))
+}
+
 // wrap gives err context unless it is an *pos.Error meant for the caller.
 func wrap(op string, err error) error {
 	var e *pos.Error
@@ -205,18 +218,28 @@ func fromMillis(ms int64) time.Time { return time.UnixMilli(ms) }
 // queryAll runs a read and scans each row with scan, wrapping errors with
 // op.
 func queryAll[T any](ctx context.Context, q querier, op string, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+	out, err := scanAll(ctx, q, scan, query, args...)
+	return out, wrap(op, err)
+}
+
+// scanAll is queryAll for a caller that wraps errors itself (in read or
+// write).
+func scanAll[T any](ctx context.Context, q querier, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			return nil, wrap(op, err)
+			return nil, err
 		}
 		out = append(out, v)
 	}
-	return out, wrap(op, rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -38,10 +37,6 @@ var t0 = time.UnixMilli(1_767_225_600_000)
 
 func at(ms int64) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
-type rowQuerier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 func mustNoErr(tb testing.TB, err error) {
 	tb.Helper()
 	if err != nil {
@@ -56,16 +51,23 @@ func wantCode(tb testing.TB, err error, code string) {
 	}
 }
 
-// seed creates two groups and two users.
+// seed creates two groups and two users in the default domain.
 func seed(tb testing.TB, db *DB) (admin, clerk pos.User) {
 	tb.Helper()
+	return seedDomain(tb, db, pos.DefaultDomain)
+}
+
+// seedDomain creates groups developers and cashiers and users admin (h1)
+// and clerk (h2) in an existing domain.
+func seedDomain(tb testing.TB, db *DB, domain string) (admin, clerk pos.User) {
+	tb.Helper()
 	ctx := context.Background()
-	mustNoErr(tb, db.PutGroup(ctx, pos.Group{Name: "developers",
+	mustNoErr(tb, db.PutGroup(ctx, pos.Group{Domain: domain, Name: "developers",
 		Permissions: []pos.Permission{pos.DeveloperEdit, pos.DeveloperView}}))
-	mustNoErr(tb, db.PutGroup(ctx, pos.Group{Name: "cashiers"}))
-	admin, err := db.AddUser(ctx, pos.User{Name: "admin", Group: "developers", PasswordHash: []byte("h1")})
+	mustNoErr(tb, db.PutGroup(ctx, pos.Group{Domain: domain, Name: "cashiers"}))
+	admin, err := db.AddUser(ctx, pos.User{Domain: domain, Name: "admin", Group: "developers", PasswordHash: []byte("h1")})
 	mustNoErr(tb, err)
-	clerk, err = db.AddUser(ctx, pos.User{Name: "clerk", Group: "cashiers", PasswordHash: []byte("h2")})
+	clerk, err = db.AddUser(ctx, pos.User{Domain: domain, Name: "clerk", Group: "cashiers", PasswordHash: []byte("h2")})
 	mustNoErr(tb, err)
 	return admin, clerk
 }
@@ -173,12 +175,12 @@ func TestDirectory(t *testing.T) {
 		if admin.ID == 0 || clerk.ID == 0 || admin.ID == clerk.ID {
 			t.Fatalf("IDs: got %d and %d, want two distinct non-zero", admin.ID, clerk.ID)
 		}
-		want := pos.User{ID: admin.ID, Name: "admin", Group: "developers", PasswordHash: []byte("h1"),
+		want := pos.User{ID: admin.ID, Domain: pos.DefaultDomain, Name: "admin", Group: "developers", PasswordHash: []byte("h1"),
 			Permissions: []pos.Permission{pos.DeveloperEdit, pos.DeveloperView}}
 		if !reflect.DeepEqual(admin, want) {
 			t.Errorf("AddUser: got %+v, want %+v", admin, want)
 		}
-		got, err := db.UserByName(ctx, "admin")
+		got, err := db.UserByName(ctx, pos.DefaultDomain, "admin")
 		mustNoErr(t, err)
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("UserByName: got %+v, want %+v", got, want)
@@ -191,7 +193,7 @@ func TestDirectory(t *testing.T) {
 		if !got.Can(pos.DeveloperEdit) {
 			t.Errorf("Can(DeveloperEdit): got false, want true")
 		}
-		got, err = db.UserByName(ctx, "clerk")
+		got, err = db.UserByName(ctx, pos.DefaultDomain, "clerk")
 		mustNoErr(t, err)
 		if len(got.Permissions) != 0 {
 			t.Errorf("clerk permissions: got %v, want none", got.Permissions)
@@ -201,24 +203,24 @@ func TestDirectory(t *testing.T) {
 	t.Run("NotFound", func(t *testing.T) {
 		db := MustOpenDB(t)
 		seed(t, db)
-		_, err := db.UserByName(ctx, "nobody")
+		_, err := db.UserByName(ctx, pos.DefaultDomain, "nobody")
 		wantCode(t, err, pos.ENOTFOUND)
 		_, err = db.UserByID(ctx, 999)
 		wantCode(t, err, pos.ENOTFOUND)
-		_, err = db.UpdateUser(ctx, pos.User{Name: "nobody", Group: "cashiers"}, t0)
+		_, err = db.UpdateUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "nobody", Group: "cashiers"}, t0)
 		wantCode(t, err, pos.ENOTFOUND)
-		_, err = db.DeleteUser(ctx, "nobody", t0)
+		_, err = db.DeleteUser(ctx, pos.DefaultDomain, "nobody", t0)
 		wantCode(t, err, pos.ENOTFOUND)
 	})
 
 	t.Run("AddUserMissingGroup", func(t *testing.T) {
 		db := MustOpenDB(t)
-		_, err := db.AddUser(ctx, pos.User{Name: "x", Group: "ghosts"})
+		_, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "x", Group: "ghosts"})
 		wantCode(t, err, pos.ENOTFOUND)
 		if got, want := pos.ErrorMessage(err), `group "ghosts" not found`; got != want {
 			t.Errorf("message: got %q, want %q", got, want)
 		}
-		if _, err := db.UserByName(ctx, "x"); pos.ErrorCode(err) != pos.ENOTFOUND {
+		if _, err := db.UserByName(ctx, pos.DefaultDomain, "x"); pos.ErrorCode(err) != pos.ENOTFOUND {
 			t.Errorf("user after failed AddUser: got %v, want ENOTFOUND", err)
 		}
 	})
@@ -226,9 +228,9 @@ func TestDirectory(t *testing.T) {
 	t.Run("AddUserConflict", func(t *testing.T) {
 		db := MustOpenDB(t)
 		seed(t, db)
-		_, err := db.AddUser(ctx, pos.User{Name: "admin", Group: "cashiers", PasswordHash: []byte("other")})
+		_, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "admin", Group: "cashiers", PasswordHash: []byte("other")})
 		wantCode(t, err, pos.ECONFLICT)
-		got, err := db.UserByName(ctx, "admin")
+		got, err := db.UserByName(ctx, pos.DefaultDomain, "admin")
 		mustNoErr(t, err)
 		if got.Group != "developers" || string(got.PasswordHash) != "h1" {
 			t.Errorf("admin after conflict: got %+v, want unchanged", got)
@@ -238,14 +240,14 @@ func TestDirectory(t *testing.T) {
 	t.Run("UpdateUser", func(t *testing.T) {
 		db := MustOpenDB(t)
 		_, clerk := seed(t, db)
-		_, err := db.UpdateUser(ctx, pos.User{Name: "clerk", Group: "developers", PasswordHash: []byte("h3")}, t0)
+		_, err := db.UpdateUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "clerk", Group: "developers", PasswordHash: []byte("h3")}, t0)
 		mustNoErr(t, err)
 		got, err := db.UserByID(ctx, clerk.ID)
 		mustNoErr(t, err)
 		if got.Group != "developers" || string(got.PasswordHash) != "h3" || !got.Can(pos.DeveloperView) {
 			t.Errorf("after UpdateUser: got %+v, want group developers, hash h3, developer.view", got)
 		}
-		_, err = db.UpdateUser(ctx, pos.User{Name: "clerk", Group: "ghosts"}, t0)
+		_, err = db.UpdateUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "clerk", Group: "ghosts"}, t0)
 		wantCode(t, err, pos.ENOTFOUND)
 		if got, want := pos.ErrorMessage(err), `group "ghosts" not found`; got != want {
 			t.Errorf("message: got %q, want %q", got, want)
@@ -257,18 +259,18 @@ func TestDirectory(t *testing.T) {
 		admin, _ := seed(t, db)
 		// A session of the user must not block the delete (no foreign key);
 		// it ends with the user, and its row stays until the purge.
-		mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: "s1", UserID: admin.ID, Username: "admin", Created: t0, LastActivity: t0}))
-		ended, err := db.DeleteUser(ctx, "admin", at(7))
+		mustNoErr(t, db.CreateSession(ctx, pos.Session{Domain: pos.DefaultDomain, ID: "s1", UserID: admin.ID, Username: "admin", Created: t0, LastActivity: t0}))
+		ended, err := db.DeleteUser(ctx, pos.DefaultDomain, "admin", at(7))
 		mustNoErr(t, err)
 		if want := []string{"s1"}; !reflect.DeepEqual(ended, want) {
 			t.Errorf("DeleteUser ended: got %v, want %v", ended, want)
 		}
-		_, err = db.UserByName(ctx, "admin")
+		_, err = db.UserByName(ctx, pos.DefaultDomain, "admin")
 		wantCode(t, err, pos.ENOTFOUND)
 		if s, err := db.Session(ctx, "s1"); err != nil || !s.Revoked {
 			t.Errorf("session after DeleteUser: got %+v, %v, want it kept and revoked", s, err)
 		}
-		users, err := db.Users(ctx)
+		users, err := db.Users(ctx, pos.DefaultDomain)
 		mustNoErr(t, err)
 		if len(users) != 1 || users[0].Name != "clerk" {
 			t.Errorf("Users: got %+v, want clerk only", users)
@@ -278,7 +280,7 @@ func TestDirectory(t *testing.T) {
 	t.Run("Users", func(t *testing.T) {
 		db := MustOpenDB(t)
 		admin, clerk := seed(t, db)
-		got, err := db.Users(ctx)
+		got, err := db.Users(ctx, pos.DefaultDomain)
 		mustNoErr(t, err)
 		if want := []pos.User{admin, clerk}; !reflect.DeepEqual(got, want) {
 			t.Errorf("Users: got %+v, want %+v", got, want)
@@ -288,18 +290,18 @@ func TestDirectory(t *testing.T) {
 	t.Run("PutGroupReplaces", func(t *testing.T) {
 		db := MustOpenDB(t)
 		seed(t, db)
-		mustNoErr(t, db.PutGroup(ctx, pos.Group{Name: "developers",
+		mustNoErr(t, db.PutGroup(ctx, pos.Group{Domain: pos.DefaultDomain, Name: "developers",
 			Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperView}}))
-		groups, err := db.Groups(ctx)
+		groups, err := db.Groups(ctx, pos.DefaultDomain)
 		mustNoErr(t, err)
 		want := []pos.Group{
-			{Name: "cashiers"},
-			{Name: "developers", Permissions: []pos.Permission{pos.DeveloperView}},
+			{Domain: pos.DefaultDomain, Name: "cashiers"},
+			{Domain: pos.DefaultDomain, Name: "developers", Permissions: []pos.Permission{pos.DeveloperView}},
 		}
 		if !reflect.DeepEqual(groups, want) {
 			t.Errorf("Groups: got %+v, want %+v", groups, want)
 		}
-		admin, err := db.UserByName(ctx, "admin")
+		admin, err := db.UserByName(ctx, pos.DefaultDomain, "admin")
 		mustNoErr(t, err)
 		if admin.Can(pos.DeveloperEdit) {
 			t.Errorf("admin Can(DeveloperEdit) after the group lost it: got true, want false")
@@ -308,10 +310,10 @@ func TestDirectory(t *testing.T) {
 
 	t.Run("EmptyPasswordHash", func(t *testing.T) {
 		db := MustOpenDB(t)
-		mustNoErr(t, db.PutGroup(ctx, pos.Group{Name: "g"}))
-		_, err := db.AddUser(ctx, pos.User{Name: "nohash", Group: "g"})
+		mustNoErr(t, db.PutGroup(ctx, pos.Group{Domain: pos.DefaultDomain, Name: "g"}))
+		_, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "nohash", Group: "g"})
 		mustNoErr(t, err)
-		got, err := db.UserByName(ctx, "nohash")
+		got, err := db.UserByName(ctx, pos.DefaultDomain, "nohash")
 		mustNoErr(t, err)
 		if len(got.PasswordHash) != 0 {
 			t.Errorf("PasswordHash: got %q, want empty", got.PasswordHash)
@@ -324,12 +326,12 @@ func TestSettings(t *testing.T) {
 
 	t.Run("DefaultUntilSaved", func(t *testing.T) {
 		db := MustOpenDB(t)
-		got, err := db.Settings(ctx)
+		got, err := db.Settings(ctx, pos.DefaultDomain)
 		mustNoErr(t, err)
 		if want := pos.DefaultSettings(); got != want {
 			t.Errorf("Settings: got %+v, want %+v", got, want)
 		}
-		changes, err := db.SettingsChanges(ctx, 10)
+		changes, err := db.SettingsChanges(ctx, pos.DefaultDomain, 10)
 		mustNoErr(t, err)
 		if len(changes) != 0 {
 			t.Errorf("SettingsChanges: got %+v, want none", changes)
@@ -340,13 +342,13 @@ func TestSettings(t *testing.T) {
 		db := MustOpenDB(t)
 		s := pos.Settings{ExpirationSeconds: 60, UpdatedBy: "admin", UpdatedAt: at(1)}
 		c := pos.SettingsChange{At: at(1), By: "admin", Old: pos.DefaultExpirationSeconds, New: 60}
-		mustNoErr(t, db.SaveSettings(ctx, s, c))
-		got, err := db.Settings(ctx)
+		mustNoErr(t, db.SaveSettings(ctx, pos.DefaultDomain, s, c))
+		got, err := db.Settings(ctx, pos.DefaultDomain)
 		mustNoErr(t, err)
 		if got.ExpirationSeconds != 60 || got.UpdatedBy != "admin" || !got.UpdatedAt.Equal(at(1)) {
 			t.Errorf("Settings: got %+v, want %+v", got, s)
 		}
-		changes, err := db.SettingsChanges(ctx, 10)
+		changes, err := db.SettingsChanges(ctx, pos.DefaultDomain, 10)
 		mustNoErr(t, err)
 		if len(changes) != 1 || changes[0].By != "admin" || changes[0].Old != pos.DefaultExpirationSeconds ||
 			changes[0].New != 60 || !changes[0].At.Equal(at(1)) {
@@ -356,16 +358,16 @@ func TestSettings(t *testing.T) {
 		// A failed save (here: a cancelled context) leaves both as they were.
 		cancelled, cancel := context.WithCancel(ctx)
 		cancel()
-		err = db.SaveSettings(cancelled, pos.Settings{ExpirationSeconds: 90}, pos.SettingsChange{New: 90})
+		err = db.SaveSettings(cancelled, pos.DefaultDomain, pos.Settings{ExpirationSeconds: 90}, pos.SettingsChange{New: 90})
 		if err == nil {
 			t.Fatal("SaveSettings with a cancelled context: got nil error, want one")
 		}
-		got, err = db.Settings(ctx)
+		got, err = db.Settings(ctx, pos.DefaultDomain)
 		mustNoErr(t, err)
 		if got.ExpirationSeconds != 60 {
 			t.Errorf("after failed save: got %d, want 60", got.ExpirationSeconds)
 		}
-		changes, err = db.SettingsChanges(ctx, 10)
+		changes, err = db.SettingsChanges(ctx, pos.DefaultDomain, 10)
 		mustNoErr(t, err)
 		if len(changes) != 1 {
 			t.Errorf("changes after failed save: got %d, want 1", len(changes))
@@ -376,12 +378,12 @@ func TestSettings(t *testing.T) {
 		db := MustOpenDB(t)
 		old := int64(pos.DefaultExpirationSeconds)
 		for i, n := range []int64{60, 120, 86400} {
-			mustNoErr(t, db.SaveSettings(ctx,
+			mustNoErr(t, db.SaveSettings(ctx, pos.DefaultDomain,
 				pos.Settings{ExpirationSeconds: n, UpdatedBy: "admin", UpdatedAt: at(int64(i))},
 				pos.SettingsChange{At: at(int64(i)), By: "admin", Old: old, New: n}))
 			old = n
 		}
-		changes, err := db.SettingsChanges(ctx, 2)
+		changes, err := db.SettingsChanges(ctx, pos.DefaultDomain, 2)
 		mustNoErr(t, err)
 		var got []int64
 		for _, c := range changes {
@@ -390,10 +392,10 @@ func TestSettings(t *testing.T) {
 		if want := []int64{86400, 120}; !reflect.DeepEqual(got, want) {
 			t.Errorf("SettingsChanges(2) New: got %v, want %v", got, want)
 		}
-		if changes, _ := db.SettingsChanges(ctx, 0); len(changes) != 0 {
+		if changes, _ := db.SettingsChanges(ctx, pos.DefaultDomain, 0); len(changes) != 0 {
 			t.Errorf("SettingsChanges(0): got %d, want 0", len(changes))
 		}
-		s, err := db.Settings(ctx)
+		s, err := db.Settings(ctx, pos.DefaultDomain)
 		mustNoErr(t, err)
 		if s.ExpirationSeconds != 86400 {
 			t.Errorf("Settings: got %d, want 86400", s.ExpirationSeconds)
@@ -404,7 +406,7 @@ func TestSettings(t *testing.T) {
 func TestSessions(t *testing.T) {
 	ctx := context.Background()
 	newSession := func(id string, created int64) pos.Session {
-		return pos.Session{ID: id, UserID: 1, Username: "admin", Created: at(created), LastActivity: at(created)}
+		return pos.Session{Domain: pos.DefaultDomain, ID: id, UserID: 1, Username: "admin", Created: at(created), LastActivity: at(created)}
 	}
 
 	t.Run("CreateAndGet", func(t *testing.T) {
@@ -527,31 +529,31 @@ func TestReopen(t *testing.T) {
 	mustNoErr(t, err)
 	admin, clerk := seed(t, db)
 	settings := pos.Settings{ExpirationSeconds: 60, UpdatedBy: "admin", UpdatedAt: at(1)}
-	mustNoErr(t, db.SaveSettings(ctx, settings,
+	mustNoErr(t, db.SaveSettings(ctx, pos.DefaultDomain, settings,
 		pos.SettingsChange{At: at(1), By: "admin", Old: pos.DefaultExpirationSeconds, New: 60}))
-	mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: "live", UserID: admin.ID, Username: "admin", Created: at(0), LastActivity: at(0)}))
-	mustNoErr(t, db.CreateSession(ctx, pos.Session{ID: "ended", UserID: clerk.ID, Username: "clerk", Created: at(0), LastActivity: at(0)}))
+	mustNoErr(t, db.CreateSession(ctx, pos.Session{Domain: pos.DefaultDomain, ID: "live", UserID: admin.ID, Username: "admin", Created: at(0), LastActivity: at(0)}))
+	mustNoErr(t, db.CreateSession(ctx, pos.Session{Domain: pos.DefaultDomain, ID: "ended", UserID: clerk.ID, Username: "clerk", Created: at(0), LastActivity: at(0)}))
 	mustNoErr(t, db.SaveActivity(ctx, []pos.Activity{{SessionID: "live", LastActivity: at(12345)}}))
 	mustNoErr(t, db.RevokeSession(ctx, "ended", at(99), protocol.ReasonSignedOut))
 	mustNoErr(t, db.Close())
 
 	db = mustOpenPath(t, path)
-	users, err := db.Users(ctx)
+	users, err := db.Users(ctx, pos.DefaultDomain)
 	mustNoErr(t, err)
 	if want := []pos.User{admin, clerk}; !reflect.DeepEqual(users, want) {
 		t.Errorf("Users: got %+v, want %+v", users, want)
 	}
-	groups, err := db.Groups(ctx)
+	groups, err := db.Groups(ctx, pos.DefaultDomain)
 	mustNoErr(t, err)
 	if len(groups) != 2 || len(groups[1].Permissions) != 2 {
 		t.Errorf("Groups: got %+v, want cashiers and developers with 2 permissions", groups)
 	}
-	s, err := db.Settings(ctx)
+	s, err := db.Settings(ctx, pos.DefaultDomain)
 	mustNoErr(t, err)
 	if s.ExpirationSeconds != 60 || s.UpdatedBy != "admin" || !s.UpdatedAt.Equal(at(1)) {
 		t.Errorf("Settings: got %+v, want %+v", s, settings)
 	}
-	changes, err := db.SettingsChanges(ctx, 10)
+	changes, err := db.SettingsChanges(ctx, pos.DefaultDomain, 10)
 	mustNoErr(t, err)
 	if len(changes) != 1 || changes[0].New != 60 {
 		t.Errorf("SettingsChanges: got %+v, want one to 60", changes)
@@ -574,7 +576,7 @@ func TestReopen(t *testing.T) {
 func TestConcurrentWrites(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
-	mustNoErr(t, db.PutGroup(ctx, pos.Group{Name: "g"}))
+	mustNoErr(t, db.PutGroup(ctx, pos.Group{Domain: pos.DefaultDomain, Name: "g"}))
 	const workers, rounds = 6, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, 4*workers*rounds)
@@ -582,12 +584,12 @@ func TestConcurrentWrites(t *testing.T) {
 		wg.Go(func() {
 			for i := range rounds {
 				id := fmt.Sprintf("w%d-%d", w, i)
-				errs <- db.CreateSession(ctx, pos.Session{ID: id, UserID: int64(w), Username: "u", Created: at(0), LastActivity: at(0)})
+				errs <- db.CreateSession(ctx, pos.Session{Domain: pos.DefaultDomain, ID: id, UserID: int64(w), Username: "u", Created: at(0), LastActivity: at(0)})
 				errs <- db.SaveActivity(ctx, []pos.Activity{
 					{SessionID: id, LastActivity: at(int64(i + 1))},
 					{SessionID: fmt.Sprintf("w%d-0", w), LastActivity: at(int64(i + 1))},
 				})
-				_, err := db.AddUser(ctx, pos.User{Name: id, Group: "g"})
+				_, err := db.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: id, Group: "g"})
 				errs <- err
 				_, err = db.LiveSessions(ctx)
 				errs <- err
@@ -606,7 +608,7 @@ func TestConcurrentWrites(t *testing.T) {
 	if got, want := len(live), workers*rounds; got != want {
 		t.Errorf("LiveSessions: got %d, want %d", got, want)
 	}
-	users, err := db.Users(ctx)
+	users, err := db.Users(ctx, pos.DefaultDomain)
 	mustNoErr(t, err)
 	if got, want := len(users), workers*rounds; got != want {
 		t.Errorf("Users: got %d, want %d", got, want)
@@ -624,7 +626,7 @@ func TestErrorsWrapped(t *testing.T) {
 	db := MustOpenDB(t)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := db.Users(cancelled)
+	_, err := db.Users(cancelled, pos.DefaultDomain)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Users with a cancelled context: got %v, want it to wrap context.Canceled", err)
 	}
@@ -639,7 +641,7 @@ func BenchmarkSaveActivity(b *testing.B) {
 	batch := make([]pos.Activity, 1000)
 	for i := range batch {
 		id := fmt.Sprintf("session-%04d", i)
-		mustNoErr(b, db.CreateSession(ctx, pos.Session{ID: id, UserID: 1, Username: "u", Created: t0, LastActivity: t0}))
+		mustNoErr(b, db.CreateSession(ctx, pos.Session{Domain: pos.DefaultDomain, ID: id, UserID: 1, Username: "u", Created: t0, LastActivity: t0}))
 		batch[i].SessionID = id
 	}
 	var n int64

@@ -19,11 +19,14 @@ import (
 
 // Faulty is the real SQLite store whose session writes (activity and
 // revocations) fail while Failing is set: a full or read-only disk, as
-// the outside test produced. Every other method is the real one.
+// the outside test produced. Every other method, the domains' among them,
+// is the real one.
 type Faulty struct {
 	*sqlite.DB
 	Failing atomic.Bool
 }
+
+var _ pos.Store = (*Faulty)(nil)
 
 // ErrDiskFull is what the failing writes return.
 var ErrDiskFull = errors.New("database or disk is full")
@@ -57,7 +60,8 @@ type Template struct {
 }
 
 // NewTemplate returns a template that seed fills, the first time a test
-// opens it.
+// opens it. The file seed gets has one domain, pos.DefaultDomain, empty:
+// what it adds there (or in domains it adds itself) names its domain.
 func NewTemplate(seed func(context.Context, *sqlite.DB) error) *Template {
 	return &Template{image: sync.OnceValues(func() ([]byte, error) {
 		ctx := context.Background()
