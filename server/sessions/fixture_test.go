@@ -213,10 +213,10 @@ type fixture struct {
 	key   ed25519.PrivateKey
 }
 
-// newFixture is a service on a fresh SQLite file with an Expiration Time
-// of 60 s, users cashier and other (group cashiers, no permissions) and
-// admin (group developers: Developer View and Edit), all with password
-// "demo", and the clock at t0.
+// newFixture is a service on a fresh SQLite file whose one domain,
+// default, has an Expiration Time of 60 s, users cashier and other (group
+// cashiers, no permissions) and admin (group developers: Developer View
+// and Edit), all with password "demo", and the clock at t0.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	db := template.Open(t)
@@ -229,31 +229,41 @@ func newFixture(t *testing.T) *fixture {
 // template holds newFixture's users and setting (seed), copied per test.
 var template = storetest.NewTemplate(seed)
 
+// seed fills domain default, which every new store has: newFixture's
+// users, groups and setting.
 func seed(ctx context.Context, db *sqlite.DB) error {
-	hash, err := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)
+	return seedDomain(ctx, db, pos.DefaultDomain, "demo", fixtureExpiration)
+}
+
+// seedDomain gives an existing domain groups cashiers (no permissions) and
+// developers (Developer View and Edit), users cashier, other (cashiers)
+// and admin (developers), all with password, and an Expiration Time of
+// expiration seconds saved by "fixture" at t0.
+func seedDomain(ctx context.Context, db *sqlite.DB, domain, password string, expiration int64) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
 		return err
 	}
 	for _, g := range []pos.Group{
-		{Name: "cashiers"},
-		{Name: "developers", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}},
+		{Domain: domain, Name: "cashiers"},
+		{Domain: domain, Name: "developers", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}},
 	} {
 		if err := db.PutGroup(ctx, g); err != nil {
 			return err
 		}
 	}
 	for _, u := range []pos.User{
-		{Name: "cashier", Group: "cashiers"},
-		{Name: "other", Group: "cashiers"},
-		{Name: "admin", Group: "developers"},
+		{Domain: domain, Name: "cashier", Group: "cashiers"},
+		{Domain: domain, Name: "other", Group: "cashiers"},
+		{Domain: domain, Name: "admin", Group: "developers"},
 	} {
 		u.PasswordHash = hash
 		if _, err := db.AddUser(ctx, u); err != nil {
 			return err
 		}
 	}
-	return db.SaveSettings(ctx, pos.Settings{ExpirationSeconds: fixtureExpiration, UpdatedBy: "fixture", UpdatedAt: t0},
-		pos.SettingsChange{At: t0, By: "fixture", Old: pos.DefaultExpirationSeconds, New: fixtureExpiration})
+	return db.SaveSettings(ctx, domain, pos.Settings{ExpirationSeconds: expiration, UpdatedBy: "fixture", UpdatedAt: t0},
+		pos.SettingsChange{At: t0, By: "fixture", Old: pos.DefaultExpirationSeconds, New: expiration})
 }
 
 // start builds a new Service on the fixture's store, clock and signing key,
@@ -316,7 +326,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func (f *fixture) login(t *testing.T, user string) SignedIn {
 	t.Helper()
-	in, err := f.svc.Login(context.Background(), Credentials{Username: user, Password: "demo", Addr: "10.0.0.1"})
+	in, err := f.svc.Login(context.Background(), Credentials{Domain: pos.DefaultDomain, Username: user, Password: "demo", Addr: "10.0.0.1"})
 	if err != nil {
 		t.Fatalf("login %s: %v", user, err)
 	}
@@ -326,18 +336,28 @@ func (f *fixture) login(t *testing.T, user string) SignedIn {
 // user is a user as the store has it, permissions filled in.
 func (f *fixture) user(t *testing.T, name string) pos.User {
 	t.Helper()
-	u, err := f.store.UserByName(context.Background(), name)
+	u, err := f.store.UserByName(context.Background(), pos.DefaultDomain, name)
 	if err != nil {
 		t.Fatalf("user %s: %v", name, err)
 	}
 	return u
 }
 
-// connect opens a socket for session sid the way the hub's upgrade does
-// (Service.Connect) and returns it with the first frame it heard taken.
+// connect opens a socket for session sid of domain default the way the
+// hub's upgrade does (Service.Connect) and returns it with the first frame
+// it heard taken.
 func (f *fixture) connect(t *testing.T, sid string) (*socket, string) {
 	t.Helper()
-	if err := f.svc.Connect(nil, sid); err != nil {
+	return f.connectIn(t, pos.DefaultDomain, sid)
+}
+
+// connectIn is connect for a session of domain: the principal is what
+// Authenticate would have handed the upgrade (a session that has ended
+// never gets that far, but a socket may outlive its session's end).
+func (f *fixture) connectIn(t *testing.T, domain, sid string) (*socket, string) {
+	t.Helper()
+	p := Principal{User: pos.User{Domain: domain}, SessionID: sid}
+	if err := f.svc.Connect(nil, p); err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
 	f.socks.mu.Lock()
@@ -363,11 +383,17 @@ func (f *fixture) session(t *testing.T, sid string) pos.Session {
 	return s
 }
 
-// endedReason is why Authenticate refuses tok, failing unless it refuses it
-// as a session that has ended.
+// endedReason is why Authenticate refuses tok in domain default, failing
+// unless it refuses it as a session that has ended.
 func (f *fixture) endedReason(t *testing.T, tok string) protocol.Reason {
 	t.Helper()
-	_, err := f.svc.Authenticate(context.Background(), tok)
+	return f.endedReasonIn(t, pos.DefaultDomain, tok)
+}
+
+// endedReasonIn is endedReason in domain.
+func (f *fixture) endedReasonIn(t *testing.T, domain, tok string) protocol.Reason {
+	t.Helper()
+	_, err := f.svc.Authenticate(context.Background(), domain, tok)
 	var ended *EndedError
 	if !errors.As(err, &ended) {
 		t.Fatalf("Authenticate: got %v, want an EndedError", err)

@@ -28,7 +28,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "another user's session", code: pos.EUNAUTHORIZED,
 			token: func(t *testing.T, f *fixture, in SignedIn) string {
 				f.login(t, "other")
-				tok, _, err := f.svc.tokens.Issue("other", in.Claims.SessionID, t0.Add(time.Minute))
+				tok, _, err := f.svc.tokens.Issue(pos.DefaultDomain, "other", in.Claims.SessionID, t0.Add(time.Minute))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -36,7 +36,7 @@ func TestAuthenticate(t *testing.T) {
 			}},
 		{name: "a session that never existed", code: pos.EUNAUTHORIZED, reason: protocol.ReasonRevoked,
 			token: func(t *testing.T, f *fixture, in SignedIn) string {
-				tok, _, err := f.svc.tokens.Issue("cashier", pos.NewSessionID(), t0.Add(time.Minute))
+				tok, _, err := f.svc.tokens.Issue(pos.DefaultDomain, "cashier", pos.NewSessionID(), t0.Add(time.Minute))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -44,7 +44,7 @@ func TestAuthenticate(t *testing.T) {
 			}},
 		{name: "deleted user", code: pos.EUNAUTHORIZED, reason: protocol.ReasonRevoked,
 			token: func(t *testing.T, f *fixture, in SignedIn) string {
-				if _, err := f.store.DeleteUser(ctx, "cashier", t0); err != nil {
+				if _, err := f.store.DeleteUser(ctx, pos.DefaultDomain, "cashier", t0); err != nil {
 					t.Fatal(err)
 				}
 				return in.Token
@@ -58,7 +58,7 @@ func TestAuthenticate(t *testing.T) {
 			token: func(t *testing.T, f *fixture, in SignedIn) string {
 				_, key, _ := ed25519.GenerateKey(rand.Reader)
 				other := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: f.clock.Now})
-				tok, _, err := other.Issue("cashier", in.Claims.SessionID, t0.Add(time.Minute))
+				tok, _, err := other.Issue(pos.DefaultDomain, "cashier", in.Claims.SessionID, t0.Add(time.Minute))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -70,7 +70,7 @@ func TestAuthenticate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			in := f.login(t, "cashier")
-			p, err := f.svc.Authenticate(ctx, tc.token(t, f, in))
+			p, err := f.svc.Authenticate(ctx, pos.DefaultDomain, tc.token(t, f, in))
 			if got := pos.ErrorCode(err); got != tc.code {
 				t.Fatalf("Authenticate: got code %q (%v), want %q", got, err, tc.code)
 			}
@@ -104,7 +104,7 @@ func TestAuthenticateExpiredTokenOfLiveSession(t *testing.T) {
 	c.activity(0) // the deadline moves to t0+110 s; a renewed token goes to the socket
 	f.clock.Advance(token.Leeway + 11*time.Second)
 
-	p, err := f.svc.Authenticate(ctx, in.Token)
+	p, err := f.svc.Authenticate(ctx, pos.DefaultDomain, in.Token)
 	if err != nil {
 		t.Fatalf("Authenticate the sign-in token after its exp: got %v, want accepted", err)
 	}
@@ -118,7 +118,7 @@ func TestAuthenticateExpiredTokenOfLiveSession(t *testing.T) {
 	if want := t0.Add(110 * time.Second); !claims.ExpiresAt.Equal(want) {
 		t.Errorf("refreshed exp: got %v, want the deadline %v", claims.ExpiresAt, want)
 	}
-	p2, err := f.svc.Authenticate(ctx, tok)
+	p2, err := f.svc.Authenticate(ctx, pos.DefaultDomain, tok)
 	if err != nil || p2.Expired || p2.SessionID != sid {
 		t.Errorf("Authenticate the refreshed token: got expired=%v sid=%s err=%v, want valid for %s", p2.Expired, ShortID(p2.SessionID), err, ShortID(sid))
 	}
@@ -173,7 +173,7 @@ func TestLogout(t *testing.T) {
 			if got := f.endedReason(t, in.Token); got != protocol.ReasonSignedOut {
 				t.Errorf("Authenticate after sign-out: got reason %v, want signed_out", got)
 			}
-			if _, err := f.svc.Authenticate(ctx, keep.Token); err != nil {
+			if _, err := f.svc.Authenticate(ctx, pos.DefaultDomain, keep.Token); err != nil {
 				t.Errorf("the other session: got %v, want alive", err)
 			}
 			// It never comes back: no warning, no expiry later.
@@ -217,7 +217,7 @@ func TestRestart(t *testing.T) {
 				if want := 60*time.Second - tc.downtime; !ok || st.Remaining != want {
 					t.Fatalf("after restart: got remaining %v alive %v, want %v", st.Remaining, ok, want)
 				}
-				if _, err := f.svc.Authenticate(ctx, in.Token); err != nil {
+				if _, err := f.svc.Authenticate(ctx, pos.DefaultDomain, in.Token); err != nil {
 					t.Fatalf("Authenticate after restart: got %v, want alive", err)
 				}
 				return

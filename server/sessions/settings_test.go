@@ -64,11 +64,11 @@ func TestSettingRaised(t *testing.T) {
 	f.clock.Advance(time.Millisecond)
 	wantLines(t, "a's new warning", f.socks.takeAll(), a.sid+" send warning remaining=30000")
 
-	stored, err := f.store.Settings(ctx)
+	stored, err := f.store.Settings(ctx, pos.DefaultDomain)
 	if err != nil || stored.ExpirationSeconds != 120 || stored.UpdatedBy != "admin" {
 		t.Errorf("stored setting: got %+v %v, want 120 by admin", stored, err)
 	}
-	changes, err := f.svc.Changes(ctx, 10)
+	changes, err := f.svc.Changes(ctx, pos.DefaultDomain, 10)
 	if err != nil || len(changes) == 0 {
 		t.Fatalf("Changes: got %v %v", changes, err)
 	}
@@ -143,11 +143,11 @@ func TestSettingRefused(t *testing.T) {
 		{"above the maximum", admin, pos.MaxExpirationSeconds + 1, pos.EINVALID},
 		{"the largest int64", admin, 1<<63 - 1, pos.EINVALID},
 		{"without Developer Edit", cashier, 120, pos.EFORBIDDEN},
-		{"with no permissions at all", pos.User{Name: "admin"}, 120, pos.EFORBIDDEN},
+		{"with no permissions at all", pos.User{Domain: pos.DefaultDomain, Name: "admin"}, 120, pos.EFORBIDDEN},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := f.svc.Settings()
-			changes, _ := f.svc.Changes(ctx, 100)
+			before := f.settings(t, pos.DefaultDomain)
+			changes, _ := f.svc.Changes(ctx, pos.DefaultDomain, 100)
 			_, err := f.svc.UpdateExpiration(ctx, tc.by, tc.seconds)
 			if got := pos.ErrorCode(err); got != tc.code {
 				t.Fatalf("UpdateExpiration(%d): got %q (%v), want %q", tc.seconds, got, err, tc.code)
@@ -160,13 +160,13 @@ func TestSettingRefused(t *testing.T) {
 					t.Errorf("error: got %#v, want one naming expiration_seconds and the range 1 to %d", err, pos.MaxExpirationSeconds)
 				}
 			}
-			if after := f.svc.Settings(); !reflect.DeepEqual(after, before) {
+			if after := f.settings(t, pos.DefaultDomain); !reflect.DeepEqual(after, before) {
 				t.Errorf("setting: got %+v, want unchanged %+v", after, before)
 			}
-			if after, _ := f.svc.Changes(ctx, 100); len(after) != len(changes) {
+			if after, _ := f.svc.Changes(ctx, pos.DefaultDomain, 100); len(after) != len(changes) {
 				t.Errorf("change record: got %d changes, want %d", len(after), len(changes))
 			}
-			if stored, _ := f.store.Settings(ctx); stored.ExpirationSeconds != fixtureExpiration {
+			if stored, _ := f.store.Settings(ctx, pos.DefaultDomain); stored.ExpirationSeconds != fixtureExpiration {
 				t.Errorf("stored setting: got %d, want %d", stored.ExpirationSeconds, fixtureExpiration)
 			}
 			wantLines(t, "the port", f.socks.takeAll())

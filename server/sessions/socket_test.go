@@ -128,7 +128,7 @@ func TestExpiryAtTheDeadline(t *testing.T) {
 
 	f.clock.Advance(60*time.Second - time.Microsecond)
 	wantLines(t, "before the deadline", f.socks.take(sid), "send warning remaining=15000")
-	if _, err := f.svc.Authenticate(ctx, in.Token); err != nil {
+	if _, err := f.svc.Authenticate(ctx, pos.DefaultDomain, in.Token); err != nil {
 		t.Fatalf("Authenticate a microsecond before the deadline: got %v, want alive", err)
 	}
 	a.take()
@@ -264,7 +264,7 @@ func TestTokenRenewalCadence(t *testing.T) {
 		}
 	}
 	toks := f.socks.renewed(sid)
-	p, err := f.svc.Authenticate(context.Background(), toks[len(toks)-1])
+	p, err := f.svc.Authenticate(context.Background(), pos.DefaultDomain, toks[len(toks)-1])
 	if err != nil || p.Expired {
 		t.Errorf("Authenticate the newest token: got expired=%v err=%v, want valid", p.Expired, err)
 	}
@@ -308,7 +308,7 @@ func TestEndReasonTrueTheMomentTabsHearIt(t *testing.T) {
 		{"sign-out", func(f *fixture, sid string) { f.svc.Logout(ctx, sid) }, protocol.ReasonSignedOut},
 		{"setting lowered", func(f *fixture, sid string) {
 			f.clock.Advance(30 * time.Second)
-			admin, err := f.store.UserByName(ctx, "admin")
+			admin, err := f.store.UserByName(ctx, pos.DefaultDomain, "admin")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,7 +322,7 @@ func TestEndReasonTrueTheMomentTabsHearIt(t *testing.T) {
 			in := f.login(t, "cashier")
 			var heard protocol.Reason
 			f.socks.onSignOut = func(sid string) {
-				_, err := f.svc.Authenticate(ctx, in.Token)
+				_, err := f.svc.Authenticate(ctx, pos.DefaultDomain, in.Token)
 				var ended *EndedError
 				if errors.As(err, &ended) {
 					heard = ended.Reason

@@ -77,10 +77,10 @@ func TestSessionEndLogSignsOut(t *testing.T) {
 	}
 	f.svc.readEnds(ctx)
 	wantLines(t, "sign-outs", f.socks.takeAll(), in.Claims.SessionID+" signout revoked 60")
-	if _, err := f.svc.Authenticate(ctx, in.Token); pos.ErrorCode(err) != pos.EUNAUTHORIZED {
+	if _, err := f.svc.Authenticate(ctx, pos.DefaultDomain, in.Token); pos.ErrorCode(err) != pos.EUNAUTHORIZED {
 		t.Fatalf("Authenticate after revocation: got %v, want 401", err)
 	}
-	if _, err := f.svc.Authenticate(ctx, keep.Token); err != nil {
+	if _, err := f.svc.Authenticate(ctx, pos.DefaultDomain, keep.Token); err != nil {
 		t.Fatalf("the other user's session: got %v, want alive", err)
 	}
 	f.svc.readEnds(ctx) // read once: nothing twice
@@ -93,18 +93,18 @@ func TestDeletedUserTokenRefused(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	in := f.login(t, "cashier")
-	if _, err := f.store.DeleteUser(ctx, "cashier", f.clock.Now().Round(0)); err != nil {
+	if _, err := f.store.DeleteUser(ctx, pos.DefaultDomain, "cashier", f.clock.Now().Round(0)); err != nil {
 		t.Fatal(err)
 	}
 	hash, _ := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)
-	u, err := f.store.AddUser(ctx, pos.User{Name: "newadmin", Group: "cashiers", PasswordHash: hash})
+	u, err := f.store.AddUser(ctx, pos.User{Domain: pos.DefaultDomain, Name: "newadmin", Group: "cashiers", PasswordHash: hash})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.ID == in.User.ID {
 		t.Fatalf("new user got the deleted user's id %d", u.ID)
 	}
-	if _, err := f.svc.Authenticate(ctx, in.Token); pos.ErrorCode(err) != pos.EUNAUTHORIZED {
+	if _, err := f.svc.Authenticate(ctx, pos.DefaultDomain, in.Token); pos.ErrorCode(err) != pos.EUNAUTHORIZED {
 		t.Fatalf("deleted user's token, before the end log is read: got %v, want 401", err)
 	}
 }
