@@ -244,6 +244,9 @@ func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 	stored := sess
 	stored.Created, stored.LastActivity = now.Round(0), now.Round(0)
 	if err := s.store.CreateSession(ctx, stored); err != nil {
+		if pos.ErrorCode(err) == pos.ENOTFOUND {
+			return SignedIn{}, errNoDomain(cr.Domain) // removed meanwhile: the store is fine
+		}
 		s.health.failed(s.log, s.clock.Now(), err)
 		return SignedIn{}, fmt.Errorf("sessions: login: %w", err)
 	}
