@@ -28,9 +28,9 @@ func TestLogin(t *testing.T) {
 			}
 			var body loginResponse
 			decodeJSON(t, resp, &body)
-			if body.ExpiresIn != 60 || body.User.Name != "cashier" || body.User.Group != "cashiers" ||
+			if body.ExpiresIn != 60 || body.User.Domain != pos.DefaultDomain || body.User.Name != "cashier" || body.User.Group != "cashiers" ||
 				body.User.Permissions == nil || len(body.User.Permissions) != 0 {
-				t.Errorf("body: got %+v, want cashier of cashiers, no permissions, expires_in 60", body)
+				t.Errorf("body: got %+v, want cashier of cashiers in domain default, no permissions, expires_in 60", body)
 			}
 			c := cookie(t, resp, tc.cookie)
 			if c.Value != body.Token || c.Path != "/" || c.Domain != "" || !c.HttpOnly ||
@@ -43,7 +43,7 @@ func TestLogin(t *testing.T) {
 			if tc.secure != (hsts != "") {
 				t.Errorf("Strict-Transport-Security: got %q over %s", hsts, tc.name)
 			}
-			if _, err := f.svc.Authenticate(context.Background(), body.Token); err != nil {
+			if _, err := f.svc.Authenticate(context.Background(), pos.DefaultDomain, body.Token); err != nil {
 				t.Errorf("the token: got %v, want it to authenticate", err)
 			}
 		})
@@ -176,8 +176,8 @@ func TestSessionAuthentication(t *testing.T) {
 			}
 			var body sessionResponse
 			decodeJSON(t, resp, &body)
-			if body.User.Name != "cashier" || body.RemainingMs != 60000 || body.ExpirationSeconds != 60 || body.WarningSeconds != 15 {
-				t.Errorf("body: got %+v, want cashier with 60000 ms of 60 s, warning 15 s", body)
+			if body.User.Domain != pos.DefaultDomain || body.User.Name != "cashier" || body.RemainingMs != 60000 || body.ExpirationSeconds != 60 || body.WarningSeconds != 15 {
+				t.Errorf("body: got %+v, want cashier of default with 60000 ms of 60 s, warning 15 s", body)
 			}
 		})
 	}
@@ -233,7 +233,7 @@ func TestExpiredTokenOfLiveSession(t *testing.T) {
 	if fresh == tok {
 		t.Fatal("the cookie kept the expired token, want a fresh one")
 	}
-	p, err := f.svc.Authenticate(context.Background(), fresh)
+	p, err := f.svc.Authenticate(context.Background(), pos.DefaultDomain, fresh)
 	if err != nil || p.Expired {
 		t.Errorf("the fresh token: got expired=%v err=%v, want valid", p.Expired, err)
 	}
@@ -332,7 +332,7 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 			t.Errorf("session after refused requests: got %d, want 200", resp.StatusCode)
 		}
 	}
-	if got := f.svc.Settings().ExpirationSeconds; got != 60 {
+	if got := f.expiration(t, pos.DefaultDomain); got != 60 {
 		t.Errorf("setting after refused requests: got %d, want 60", got)
 	}
 	// The page's own origin, either scheme for a plain-http server, passes.

@@ -47,6 +47,11 @@ func domainFromHost(host, suffix string) (string, bool) {
 	if suffix == "" {
 		return pos.DefaultDomain, true
 	}
+	if strings.HasPrefix(host, "[") {
+		// An IP literal ([::1]:8080), never a name: SplitHostPort would
+		// take the brackets off "[acme.pos.example.com]:80" too.
+		return "", false
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}

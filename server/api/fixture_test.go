@@ -20,6 +20,7 @@ import (
 	"idleguard/server/hub"
 	"idleguard/server/internal/storetest"
 	"idleguard/server/pos"
+	"idleguard/server/seclog"
 	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
 	"idleguard/server/token"
@@ -32,14 +33,18 @@ import (
 var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
 // stubPages stands in for the embedded static files: every page is its
-// name in a fixed body, with a fixed policy; every other file is missing.
+// name and the domain's mark in a fixed body ("page pos.html of
+// {{domain}}", which the server fills in), with a fixed policy; every
+// other file is missing.
 type stubPages struct{}
 
 const stubCSP = "default-src 'self'; script-src 'sha256-stub'"
 
 func (stubPages) ServeHTTP(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
-func (stubPages) Page(name string) ([]byte, bool)                  { return []byte("page " + name), true }
-func (stubPages) CSP(string) string                                { return stubCSP }
+func (stubPages) Page(name string) ([]byte, bool) {
+	return []byte("page " + name + " of {{domain}}"), true
+}
+func (stubPages) CSP(string) string { return stubCSP }
 
 type fixture struct {
 	h     http.Handler
@@ -47,21 +52,30 @@ type fixture struct {
 	store *storetest.Faulty
 	clock *clock.Fake
 	hub   *hub.Hub
+	sec   *seclog.Log
 
 	mu     sync.Mutex
 	tokens []string // every token a response carried, for the Location check
 }
 
-// newFixture serves the API over a fresh store holding cashier (no
+// newFixture serves the API over a fresh store holding, in domain default
+// (the one domain of a server without a domain suffix), cashier (no
 // permissions), viewer (Developer View) and admin (Developer View and
 // Edit), password "demo", with an Expiration Time of 60 s and the clock at
 // t0. A hub with room for two sockets a session holds the sockets.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureOf(t, template, Config{}, stubPages{})
+}
+
+// newFixtureOf is newFixture over a copy of tpl, with cfg and pages.
+func newFixtureOf(t *testing.T, tpl *storetest.Template, cfg Config, pages Pages) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	db := template.Open(t)
+	db := tpl.Open(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &fixture{store: &storetest.Faulty{DB: db}, clock: clock.NewFake(t0)}
+	f.sec = seclog.New(log, f.clock)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: f.clock.Now})
 	f.hub = hub.New(log, hub.Config{MaxPerSession: 2})
@@ -72,11 +86,12 @@ func newFixture(t *testing.T) *fixture {
 	})
 	var err error
 	f.svc, err = sessions.New(ctx, log, f.clock, f.store, tokens, f.hub,
-		sessions.Config{MinExpirationSeconds: 1, PasswordCost: bcrypt.MinCost})
+		sessions.Config{MinExpirationSeconds: 1, PasswordCost: bcrypt.MinCost, Security: f.sec})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h = NewServer(log, Config{}, f.svc, stubPages{})
+	cfg.Security = f.sec
+	f.h = NewServer(log, cfg, f.svc, pages)
 	return f
 }
 
@@ -84,7 +99,14 @@ func newFixture(t *testing.T) *fixture {
 var template = storetest.NewTemplate(seed)
 
 func seed(ctx context.Context, db *sqlite.DB) error {
-	hash, err := bcrypt.GenerateFromPassword([]byte("demo"), bcrypt.MinCost)
+	return seedDomain(ctx, db, pos.DefaultDomain, "demo", 60)
+}
+
+// seedDomain fills an existing domain with cashier, viewer and admin, all
+// with password, in their groups, and an Expiration Time of expiration s
+// set by "fixture" at t0.
+func seedDomain(ctx context.Context, db *sqlite.DB, domain, password string, expiration int64) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
 		return err
 	}
@@ -93,6 +115,7 @@ func seed(ctx context.Context, db *sqlite.DB) error {
 		{Name: "viewers", Permissions: []pos.Permission{pos.DeveloperView}},
 		{Name: "developers", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}},
 	} {
+		g.Domain = domain
 		if err := db.PutGroup(ctx, g); err != nil {
 			return err
 		}
@@ -102,17 +125,18 @@ func seed(ctx context.Context, db *sqlite.DB) error {
 		{Name: "viewer", Group: "viewers"},
 		{Name: "admin", Group: "developers"},
 	} {
-		u.PasswordHash = hash
+		u.Domain, u.PasswordHash = domain, hash
 		if _, err := db.AddUser(ctx, u); err != nil {
 			return err
 		}
 	}
-	return db.SaveSettings(ctx, pos.Settings{ExpirationSeconds: 60, UpdatedBy: "fixture", UpdatedAt: t0},
-		pos.SettingsChange{At: t0, By: "fixture", Old: pos.DefaultExpirationSeconds, New: 60})
+	return db.SaveSettings(ctx, domain, pos.Settings{ExpirationSeconds: expiration, UpdatedBy: "fixture", UpdatedAt: t0},
+		pos.SettingsChange{At: t0, By: "fixture", Old: pos.DefaultExpirationSeconds, New: expiration})
 }
 
 // request builds a request to the fixture's host (example.com, as
-// httptest names it); headers come in name, value pairs. A body is sent as
+// httptest names it, unless target is absolute or a Host header says
+// otherwise); headers come in name, value pairs. A body is sent as
 // JSON unless a Content-Type header says otherwise.
 func request(method, target, body string, headers ...string) *http.Request {
 	var rd io.Reader
@@ -124,6 +148,10 @@ func request(method, target, body string, headers ...string) *http.Request {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "Host" {
+			r.Host = headers[i+1] // what net/http does with the header
+			continue
+		}
 		r.Header.Set(headers[i], headers[i+1])
 	}
 	return r
@@ -168,15 +196,23 @@ func (f *fixture) noteToken(tok string) {
 // its body and its cookie.
 func (f *fixture) login(t *testing.T, user string) (string, *http.Cookie) {
 	t.Helper()
-	resp := f.serve(t, request("POST", "/api/login", `{"username":"`+user+`","password":"demo"}`))
+	tok, c, _ := f.loginAt(t, "example.com", user, "demo")
+	return tok, c
+}
+
+// loginAt is login on host (which names the domain) with password, and
+// also returns the answer's body.
+func (f *fixture) loginAt(t *testing.T, host, user, password string) (string, *http.Cookie, loginResponse) {
+	t.Helper()
+	resp := f.serve(t, request("POST", "http://"+host+"/api/login", `{"username":"`+user+`","password":"`+password+`"}`))
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("login %s: got %d %s, want 200", user, resp.StatusCode, readBody(t, resp))
+		t.Fatalf("login %s at %s: got %d %s, want 200", user, host, resp.StatusCode, readBody(t, resp))
 	}
 	var body loginResponse
 	decodeJSON(t, resp, &body)
 	f.noteToken(body.Token)
 	c := cookie(t, resp, CookieName)
-	return body.Token, c
+	return body.Token, c, body
 }
 
 // cookie is resp's Set-Cookie of the given name.

@@ -25,14 +25,14 @@ func TestPages(t *testing.T) {
 		location, body    string
 	}{
 		{"root", "/", "", http.StatusSeeOther, "/pos", ""},
-		{"login page", "/login", "", http.StatusOK, "", "page login.html"},
-		{"pos, signed in", "/pos", cashier, http.StatusOK, "", "page pos.html"},
+		{"login page", "/login", "", http.StatusOK, "", "page login.html of default"},
+		{"pos, signed in", "/pos", cashier, http.StatusOK, "", "page pos.html of default"},
 		{"pos, not signed in", "/pos", "", http.StatusSeeOther, "/login?next=%2Fpos", ""},
 		{"pos, a token in the query", "/pos?token=" + cashier, "", http.StatusSeeOther, "/login?next=%2Fpos", ""},
 		{"pos, signed out", "/pos", ended, http.StatusSeeOther, "/login?next=%2Fpos&reason=signed_out", ""},
 		{"pos, a garbled token", "/pos", "x.y.z", http.StatusSeeOther, "/login?next=%2Fpos", ""},
-		{"admin without Developer View", "/admin", cashier, http.StatusForbidden, "", "page forbidden.html"},
-		{"admin with Developer View", "/admin", viewer, http.StatusOK, "", "page admin.html"},
+		{"admin without Developer View", "/admin", cashier, http.StatusForbidden, "", "page forbidden.html of default"},
+		{"admin with Developer View", "/admin", viewer, http.StatusOK, "", "page admin.html of default"},
 		{"admin, not signed in", "/admin", "", http.StatusSeeOther, "/login?next=%2Fadmin", ""},
 		{"a static file the pages lack", "/favicon.ico", "", http.StatusNotFound, "", ""},
 	} {

@@ -17,6 +17,16 @@ func (f *fixture) getSettings(t *testing.T, tok string) (int, string) {
 	return resp.StatusCode, readBody(t, resp)
 }
 
+// expiration is domain's Expiration Time as the service holds it.
+func (f *fixture) expiration(t *testing.T, domain string) int64 {
+	t.Helper()
+	v, err := f.svc.Settings(domain)
+	if err != nil {
+		t.Fatalf("settings of %s: %v", domain, err)
+	}
+	return v.ExpirationSeconds
+}
+
 func (f *fixture) putSettings(t *testing.T, tok, body string) *http.Response {
 	t.Helper()
 	return f.serve(t, request("PUT", "/api/settings/jwt", body, "Cookie", cookieHeader(tok)))
@@ -127,7 +137,7 @@ func TestSettingsPermissions(t *testing.T) {
 			}
 		})
 	}
-	if got := f.svc.Settings().ExpirationSeconds; got != 60 {
+	if got := f.expiration(t, pos.DefaultDomain); got != 60 {
 		t.Errorf("setting after refused saves: got %d, want 60", got)
 	}
 
