@@ -20,6 +20,7 @@ type domain struct {
 	mu        sync.Mutex
 	changedBy string
 	changedAt time.Time
+	removed   bool // set by dropDomain: a change that waited for mu must not apply
 }
 
 // errNoDomain is the answer for a domain this node does not serve.
@@ -72,8 +73,16 @@ func (s *Service) loadDomain(ctx context.Context, name string) error {
 // (the store already ended the sessions), and its host answers 404.
 func (s *Service) dropDomain(name string) {
 	s.domainsMu.Lock()
+	d := s.domains[name]
 	delete(s.domains, name)
 	s.domainsMu.Unlock()
+	if d != nil {
+		// After a setting change in flight, never under it: its SetPolicy
+		// would bring the domain back into the idle clock.
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.removed = true
+	}
 	p, _ := s.tracker.Policy(name)
 	ended := s.tracker.RemoveDomain(name)
 	for _, sid := range ended {

@@ -68,6 +68,9 @@ func (s *Service) UpdateExpiration(ctx context.Context, by pos.User, seconds int
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.removed {
+		return SettingsView{}, errNoDomain(by.Domain)
+	}
 	cur, _ := s.tracker.Policy(d.name)
 	old := expSeconds(cur)
 	now := s.clock.Now().Round(0)
