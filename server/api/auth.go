@@ -90,7 +90,7 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (sessions.
 	p, err := s.sessions.Authenticate(r.Context(), domainOf(r), t)
 	if err != nil {
 		var ended *sessions.EndedError
-		if !errors.As(err, &ended) && pos.ErrorCode(err) == pos.EUNAUTHORIZED {
+		if !errors.As(err, &ended) && !errors.Is(err, sessions.ErrOtherDomain) && pos.ErrorCode(err) == pos.EUNAUTHORIZED {
 			s.sec.Event(seclog.TokenInvalid, slog.String("addr", s.clientAddr(r)),
 				slog.String("path", r.URL.Path), slog.String("why", pos.ErrorMessage(err)))
 		}

@@ -203,6 +203,7 @@ func TestTokenOfAnotherDomain(t *testing.T) {
 	} {
 		t.Run(tc.from+" at "+tc.to, func(t *testing.T) {
 			before := f.sec.Counts()[string(seclog.TokenOtherDomain)]
+			invalidBefore := f.sec.Counts()[string(seclog.TokenInvalid)]
 			for _, h := range [][]string{{"Authorization", "Bearer " + tc.tok}, {"Cookie", cookieHeader(tc.tok)}} {
 				for _, r := range []*http.Request{
 					request("GET", on(tc.to, "/api/session"), "", h...),
@@ -229,6 +230,9 @@ func TestTokenOfAnotherDomain(t *testing.T) {
 			}
 			if got := f.sec.Counts()[string(seclog.TokenOtherDomain)] - before; got != 14 {
 				t.Errorf("token_other_domain events: got %d, want 14: 2 ways to send it to 6 routes, POST /api/token, GET /pos", got)
+			}
+			if got := f.sec.Counts()[string(seclog.TokenInvalid)] - invalidBefore; got != 0 {
+				t.Errorf("token_invalid events: got %d, want 0: each refusal is counted once, as token_other_domain", got)
 			}
 		})
 	}

@@ -341,7 +341,7 @@ func (s *Service) Authenticate(ctx context.Context, domain, tok string) (Princip
 	}
 	if claims.Domain != domain {
 		s.sec.Event(seclog.TokenOtherDomain, slog.String("domain", domain), slog.String("token_domain", claims.Domain))
-		return Principal{}, pos.Errorf(pos.EUNAUTHORIZED, "invalid token")
+		return Principal{}, ErrOtherDomain
 	}
 	st, alive := s.tracker.Status(claims.SessionID)
 	if !alive {
@@ -364,6 +364,11 @@ func (s *Service) Authenticate(ctx context.Context, domain, tok string) (Princip
 	}
 	return Principal{User: u, SessionID: claims.SessionID, Claims: claims, Remaining: st.Remaining, Expired: expired}, nil
 }
+
+// ErrOtherDomain is Authenticate's refusal of a validly signed token of
+// another domain: to the client the same "invalid token" as any other, and
+// already in the security log as token_other_domain.
+var ErrOtherDomain error = pos.Errorf(pos.EUNAUTHORIZED, "invalid token")
 
 // unauthorizedIfMissing is a lookup's error as Authenticate answers it:
 // what is not found is a refusal, anything else an internal error.
