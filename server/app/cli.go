@@ -116,6 +116,10 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("missing command")
 	}
 	what, verb := args[0], args[1]
+	if verb == "-h" || verb == "-help" || verb == "--help" {
+		fmt.Fprint(stdout, adminUsage)
+		return nil
+	}
 	fs := flag.NewFlagSet("idleguard "+what+" "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }

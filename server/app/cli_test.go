@@ -28,6 +28,11 @@ func TestUserCommand(t *testing.T) {
 		}
 	}
 
+	for _, what := range []string{"domain", "user", "group", "session"} {
+		if out := mustRun("", what, "-h"); !strings.Contains(out, "idleguard domain add NAME") || !strings.Contains(out, "-domain NAME") {
+			t.Errorf("%s -h: got %q, want the usage on stdout", what, out)
+		}
+	}
 	mustRun("", "group", "put", "cashiers", "-data", dir)
 	mustFail("", "unknown permission", "group", "put", "gods", "-perm", "developer.view,root", "-data", dir)
 	if out := mustRun("", "group", "list", "-data", dir); strings.Contains(out, "gods") {
