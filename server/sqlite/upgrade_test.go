@@ -155,8 +155,8 @@ func TestUpgradeFromV3(t *testing.T) {
 			domains[0].Created.Before(before.Truncate(time.Second)) || domains[0].Created.After(time.Now()) {
 			t.Errorf("Domains: got %+v, want default, created by the upgrade (after %v)", domains, before)
 		}
-		if got := mustDomainChanges(t, db, 0); len(got) != 0 {
-			t.Errorf("domain log: got %v, want empty", got)
+		if got, err := db.DomainChanges(ctx, 0, 1000); err != nil || len(got) != 0 {
+			t.Errorf("domain log: got %+v, %v, want empty", got, err)
 		}
 	})
 
@@ -240,7 +240,9 @@ func TestUpgradeFromV3(t *testing.T) {
 		if len(wantLive) != 2 || !reflect.DeepEqual(gotLive, wantLive) {
 			t.Errorf("LiveSessions: got %v, want %v (two)", gotLive, wantLive)
 		}
-		if ends := mustSessionEnds(t, db, 0); !reflect.DeepEqual(ends, old.sessionEnds) {
+		ends, err := db.SessionEnds(ctx, 0, 1000)
+		mustNoErr(t, err)
+		if !reflect.DeepEqual(ends, old.sessionEnds) {
 			t.Errorf("SessionEnds: got %+v, want %+v", ends, old.sessionEnds)
 		}
 	})
@@ -265,7 +267,7 @@ func TestUpgradeFromV3(t *testing.T) {
 		if u.ID <= old.userSeq {
 			t.Errorf("new user's id: got %d, want above %d, the last handed out", u.ID, old.userSeq)
 		}
-		mustAddDomain(t, db, "acme")
+		mustNoErr(t, db.AddDomain(ctx, "acme", t0))
 		mustNoErr(t, db.PutGroup(ctx, pos.Group{Domain: "acme", Name: "cashiers"}))
 		v, err := db.AddUser(ctx, pos.User{Domain: "acme", Name: "erin", Group: "cashiers"})
 		mustNoErr(t, err)

@@ -12,8 +12,6 @@ import (
 	"idleguard/server/sqlite"
 )
 
-var t0 = time.UnixMilli(1_767_225_600_000)
-
 // seedTwoDomains is a seed as the fixtures write one, in the default
 // domain, and a second domain with the same user name in it.
 func seedTwoDomains(ctx context.Context, db *sqlite.DB) error {
