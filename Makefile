@@ -6,7 +6,7 @@ WASM_DIR := $(GOROOT)/lib/wasm
 BUILD    := web/build
 WASM_SRC := $(shell find wasm server/protocol -name '*.go' -not -name '*_test.go')
 
-.PHONY: all build wasm run test test-go test-race test-e2e test-wasm chromium redis fuzz bench clean
+.PHONY: all build wasm run test test-go test-race test-e2e test-wasm chromium redis postgres fuzz bench clean
 
 all: build
 
@@ -34,7 +34,7 @@ $(BUILD)/idleguard.wasm.br: $(BUILD)/idleguard.wasm
 run: build
 	./bin/idleguard -domain-suffix .localhost -demo -data ./data
 
-test: wasm chromium redis test-go test-wasm
+test: wasm chromium redis postgres test-go test-wasm
 
 # Every package under the race detector but the Chromium tests (-short
 # skips them: their timing is the product's, and the detector slows the
@@ -64,6 +64,13 @@ redis:
 	@command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	  else echo "redis-server is missing: run  sudo apt-get install -y redis-server  (or set IDLEGUARD_SKIP_REDIS=1 to skip its tests)" >&2; exit 1; fi; }
+
+# The PostgreSQL store's tests start their own server (server/internal/pgtest):
+# install Debian's postgresql when root, else stop with the command that does.
+postgres:
+	@[ "$${IDLEGUARD_SKIP_POSTGRES:-}" = 1 ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else echo "postgresql is missing: run  sudo apt-get install -y postgresql  (or set IDLEGUARD_SKIP_POSTGRES=1 to skip its tests)" >&2; exit 1; fi; }
 
 FUZZTIME ?= 60s
 fuzz:
