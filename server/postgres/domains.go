@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -110,46 +109,17 @@ func logDomainChange(ctx context.Context, tx pgx.Tx, name string, removed bool, 
 // at most limit; none when limit is not positive. Seqs commit in order
 // (appendLog), so none is missed.
 func (db *DB) DomainChanges(ctx context.Context, after int64, limit int) ([]pos.DomainChange, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, _ := db.pool.Query(ctx,
-		`SELECT seq, domain, removed FROM domain_changes WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
-	changes, err := collect(rows, func(row pgx.CollectableRow) (pos.DomainChange, error) {
-		var c pos.DomainChange
-		err := row.Scan(&c.Seq, &c.Domain, &c.Removed)
-		return c, err
-	})
-	return changes, wrap("domain changes", err)
+	return readLog(ctx, db, "domain changes", `seq, domain, removed FROM domain_changes`, after, limit,
+		func(row pgx.CollectableRow) (pos.DomainChange, error) {
+			var c pos.DomainChange
+			err := row.Scan(&c.Seq, &c.Domain, &c.Removed)
+			return c, err
+		})
 }
 
 // LastDomainChange is the domain log's newest seq, 0 when it is empty.
 // Read it before Domains: a change committed between the two is then seen
 // twice rather than missed.
 func (db *DB) LastDomainChange(ctx context.Context) (int64, error) {
-	return lastSeq(ctx, db.pool, "last domain change", `SELECT coalesce(max(seq), 0) FROM domain_changes`)
-}
-
-// lastSeq reads one log's newest seq.
-func lastSeq(ctx context.Context, q querier, op, query string) (int64, error) {
-	var seq int64
-	err := q.QueryRow(ctx, query).Scan(&seq)
-	return seq, wrap(op, err)
-}
-
-// appendLog draws n seqs for entries of a log (a row of log_heads) and
-// returns the first. The UPDATE holds the head row's lock until the
-// transaction ends, so appenders queue here and commit in seq order: an
-// appender can draw its seqs only once the one before it has committed,
-// and so become visible, or rolled back, returning its seqs. A reader
-// that has seen an entry has seen every entry below it. Callers append
-// late in a transaction, after the rows it changes, so that appenders
-// queue on the head for little more than a commit.
-func appendLog(ctx context.Context, tx pgx.Tx, log string, n int) (int64, error) {
-	var head int64
-	err := tx.QueryRow(ctx, `UPDATE log_heads SET seq = seq + $2 WHERE name = $1 RETURNING seq`, log, n).Scan(&head)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, errors.New("log " + log + " has no head")
-	}
-	return head - int64(n) + 1, err
+	return lastSeq(ctx, db, "last domain change", "domain_changes")
 }

@@ -99,24 +99,19 @@ func (db *DB) RevokeOrphanSessions(ctx context.Context, at time.Time) (int, erro
 // limit; none when limit is not positive. Seqs commit in order
 // (appendLog), so an entry never appears behind one already read.
 func (db *DB) SessionEnds(ctx context.Context, after int64, limit int) ([]pos.SessionEnd, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, _ := db.pool.Query(ctx,
-		`SELECT seq, session_id, reason FROM session_ends WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
-	ends, err := collect(rows, func(row pgx.CollectableRow) (pos.SessionEnd, error) {
-		var e pos.SessionEnd
-		var reason string
-		err := row.Scan(&e.Seq, &e.SessionID, &reason)
-		e.Reason = protocol.ParseReason(reason)
-		return e, err
-	})
-	return ends, wrap("session ends", err)
+	return readLog(ctx, db, "session ends", `seq, session_id, reason FROM session_ends`, after, limit,
+		func(row pgx.CollectableRow) (pos.SessionEnd, error) {
+			var e pos.SessionEnd
+			var reason string
+			err := row.Scan(&e.Seq, &e.SessionID, &reason)
+			e.Reason = protocol.ParseReason(reason)
+			return e, err
+		})
 }
 
 // LastSessionEnd is the log's newest seq, 0 when it is empty: where a
 // starting server begins reading. Read it before LiveSessions: an end
 // committed between the two is then seen twice rather than missed.
 func (db *DB) LastSessionEnd(ctx context.Context) (int64, error) {
-	return lastSeq(ctx, db.pool, "last session end", `SELECT coalesce(max(seq), 0) FROM session_ends`)
+	return lastSeq(ctx, db, "last session end", "session_ends")
 }
