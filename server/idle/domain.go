@@ -5,6 +5,7 @@ import "idleguard/server/protocol"
 // domainClock is one domain's part of the tracker: its policy and its
 // sessions. Guarded by the tracker's lock.
 type domainClock struct {
+	name     string
 	policy   Policy
 	sessions map[string]*entry
 }
@@ -28,7 +29,7 @@ func (t *Tracker) SetPolicy(domain string, p Policy) (live []Live) {
 	t.mu.Lock()
 	d, ok := t.domains[domain]
 	if !ok {
-		d = &domainClock{sessions: make(map[string]*entry)}
+		d = &domainClock{name: domain, sessions: make(map[string]*entry)}
 		t.domains[domain] = d
 	}
 	d.policy = p

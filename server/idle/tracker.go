@@ -20,6 +20,20 @@ type Notifier interface {
 	Expire(sid string, reason protocol.Reason, p Policy)
 }
 
+// Rechecker confirms a deadline before the tracker ends a session, where
+// nodes share sessions: Idle is how long ago the session's last activity
+// was anywhere, on the shared clock (ok false if unknown there). It is
+// called from a timer goroutine, never under the tracker's lock.
+type Rechecker interface {
+	Idle(domain, sid string) (idle time.Duration, ok bool)
+}
+
+// Clearer is what a Notifier may also be: told when a recheck found
+// activity elsewhere that ended a standing warning, so the tabs close it.
+type Clearer interface {
+	Cleared(sid string, st Status)
+}
+
 // Status is a live session's view of the clock.
 type Status struct {
 	Remaining time.Duration
@@ -47,6 +61,8 @@ type Status struct {
 type Tracker struct {
 	clock  clock.Clock
 	notify Notifier
+
+	recheck Rechecker // nil: this node alone decides
 
 	mu       sync.Mutex
 	domains  map[string]*domainClock
@@ -109,11 +125,25 @@ func (t *Tracker) Add(s pos.Session) (Status, bool) {
 	return t.status(e, now), true
 }
 
+// SetRechecker makes every deadline confirmed with r before a session ends
+// (see Rechecker). Call it before adding sessions.
+func (t *Tracker) SetRechecker(r Rechecker) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.recheck = r
+}
+
 // Touch records activity that happened at at (clamped to now; it never moves
 // last activity backwards). It reports false, changing nothing, for a
 // session that is unknown or already past its deadline: activity never
 // revives a session.
-func (t *Tracker) Touch(sid string, at time.Time) (Status, bool) {
+func (t *Tracker) Touch(sid string, at time.Time) (Status, bool) { return t.touch(sid, at, true) }
+
+// Heard is Touch for activity another node saw and already recorded: it
+// moves the deadline here but is not handed out by TakeActivity again.
+func (t *Tracker) Heard(sid string, at time.Time) (Status, bool) { return t.touch(sid, at, false) }
+
+func (t *Tracker) touch(sid string, at time.Time, local bool) (Status, bool) {
 	now := t.clock.Now()
 	if at.After(now) {
 		at = now
@@ -126,7 +156,7 @@ func (t *Tracker) Touch(sid string, at time.Time) (Status, bool) {
 	}
 	if at.After(e.last) {
 		e.last = at
-		if !e.dirty {
+		if local && !e.dirty {
 			e.dirty = true
 			t.dirty = append(t.dirty, e)
 		}
@@ -257,6 +287,32 @@ func (t *Tracker) drop(e *entry) {
 	}
 }
 
+// rechecked asks the Rechecker how long e has really been idle and moves
+// its last activity if another node saw later input; it returns the time
+// and the deadline then, and e's new status if a warning was cleared.
+// Called with t.mu held; it releases it for the question.
+func (t *Tracker) rechecked(e *entry, now time.Time) (time.Time, time.Time, *Status) {
+	r, domain := t.recheck, e.dom.name
+	t.mu.Unlock()
+	idle, ok := r.Idle(domain, e.id)
+	t.mu.Lock()
+	now = t.clock.Now()
+	if ok {
+		if at := now.Add(-idle); at.After(e.last) && !at.After(now) {
+			e.last = at
+		}
+	}
+	p := e.dom.policy
+	deadline := p.Deadline(e.created, e.last)
+	if e.warned && deadline.Sub(now) > p.WarnLead() {
+		e.warned = false
+		st := t.status(e, now)
+		st.WarningCleared = true
+		return now, deadline, &st
+	}
+	return now, deadline, nil
+}
+
 // fire runs when e's timer is due: sign out, warn, or re-arm because
 // activity moved the deadline.
 func (t *Tracker) fire(e *entry) {
@@ -268,6 +324,23 @@ func (t *Tracker) fire(e *entry) {
 	}
 	p := e.dom.policy
 	deadline := p.Deadline(e.created, e.last)
+	if !now.Before(deadline) && t.recheck != nil {
+		var cleared *Status
+		if now, deadline, cleared = t.rechecked(e, now); e.gone || t.stopped {
+			t.mu.Unlock()
+			return
+		}
+		if now.Before(deadline) {
+			// Input on another node that this one had not heard of.
+			t.arm(e, now)
+			t.mu.Unlock()
+			if c, ok := t.notify.(Clearer); ok && cleared != nil {
+				c.Cleared(e.id, *cleared)
+			}
+			return
+		}
+		p = e.dom.policy
+	}
 	switch {
 	case !now.Before(deadline):
 		t.drop(e)
