@@ -43,6 +43,9 @@ type planSocket struct {
 	// Late is the socket's deadline offset in ms within the sign-out
 	// second, or -1 for a socket that is not in the sign-out group.
 	Late int64 `json:"late"`
+	// Host, when set, is the Host (and Origin) the socket is opened with:
+	// the domain it is for, as a browser on dNNNN.localhost would send.
+	Host string `json:"host,omitempty"`
 }
 
 type command struct {
@@ -67,6 +70,10 @@ type socketReport struct {
 	Code    int    `json:"code,omitempty"` // close code received
 	Err     string `json:"err,omitempty"`
 	Frames  int64  `json:"frames,omitempty"`
+	// For "touched": the first state frame since the previous call, when
+	// it arrived (Unix ns) and the Expiration Time it carried.
+	StateAt  int64 `json:"state_at,omitempty"`
+	StateExp int64 `json:"state_exp,omitempty"`
 }
 
 type reply struct {
@@ -100,6 +107,11 @@ type csock struct {
 	code     int
 	err      string
 	frames   int64
+	// What "touched" reports: the frame count at its previous call, and
+	// the first state frame since then.
+	mark     int64
+	stateAt  int64
+	stateExp int64
 }
 
 // readBufs hold one frame while a reader looks at it; an echo batch of
@@ -149,6 +161,9 @@ func (s *csock) igFrame(data []byte, now time.Time) {
 	}
 	switch m.Kind {
 	case protocol.State:
+		if s.stateAt == 0 {
+			s.stateAt, s.stateExp = now.UnixNano(), m.ExpirationS
+		}
 		if s.firstExp == 0 {
 			s.firstExp = m.ExpirationS
 		} else if m.ExpirationS != s.firstExp && s.fanout == 0 {
@@ -234,6 +249,10 @@ func (cl *client) connect(c command) reply {
 				if s.ps.Srv == "ig" {
 					u = cl.plan.IGURL
 					h.Set("Authorization", "Bearer "+s.ps.Token)
+					if s.ps.Host != "" {
+						h.Set("Host", s.ps.Host) // gorilla sends it as the request's Host
+						h.Set("Origin", "http://"+s.ps.Host)
+					}
 				} else if s.ps.Late >= 0 {
 					h.Set("X-Late-Offset", fmt.Sprint(s.ps.Late))
 				}
@@ -345,6 +364,23 @@ func (cl *client) report() reply {
 	return rep
 }
 
+// touched reports the sockets that received a frame since its previous
+// call (or since they connected), with the first state frame among them,
+// and starts counting afresh: the orchestrator calls it just before a
+// setting change and again once the change's window is over.
+func (cl *client) touched() reply {
+	rep := reply{Cmd: "touched", Client: cl.plan.Client}
+	for _, s := range cl.socks {
+		s.mu.Lock()
+		if n := s.frames - s.mark; n > 0 {
+			rep.Sockets = append(rep.Sockets, socketReport{I: s.ps.I, Srv: s.ps.Srv, Frames: n, StateAt: s.stateAt, StateExp: s.stateExp})
+		}
+		s.mark, s.stateAt, s.stateExp = s.frames, 0, 0
+		s.mu.Unlock()
+	}
+	return rep
+}
+
 // closeAll says goodbye on every socket still open and waits for the
 // readers to end (the server answers the close frame).
 func (cl *client) closeAll() reply {
@@ -408,6 +444,8 @@ func runClient(args []string) error {
 			r = cl.send(c)
 		case "report":
 			r = cl.report()
+		case "touched":
+			r = cl.touched()
 		case "close":
 			r = cl.closeAll()
 		case "exit":

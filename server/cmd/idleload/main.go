@@ -4,6 +4,7 @@
 //
 //	idleload [flags]          run the whole table (make bench)
 //	idleload -quick           the same, with short soaks, for development
+//	idleload -domains-only    only the domains table (a setting change in one of 10,000)
 //	idleload client -plan F   (started by the run) hold a share of the sockets
 //	idleload echo             (started by the run) the baseline server
 //
@@ -61,12 +62,17 @@ type config struct {
 	keep       bool
 	profileDir string
 	jsonOut    string
+	// The domains table: a setting change in one of many small domains,
+	// against the same change in one big domain, on one server.
+	domains       int // small domains, two sessions each; 0 skips the table
+	domainChanges int // changes measured in each of the two domains
+	domainsOnly   bool
 }
 
 func parseConfig(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("idleload", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "development run: 20 s soak, 5 s settle, 4 s throughput windows")
+	quick := fs.Bool("quick", false, "development run: 20 s soak, 5 s settle, 4 s throughput windows, 3 setting changes a domain")
 	fs.IntVar(&c.sockets, "sockets", 19000, "sockets per server (clamped to the servers' open-files limit minus 500)")
 	fs.IntVar(&c.clients, "clients", 4, "client processes (raised if the sockets do not fit their open-files limit)")
 	fs.IntVar(&c.late, "late", 5000, "sessions whose deadlines fall within the same second")
@@ -84,8 +90,11 @@ func parseConfig(args []string) (config, error) {
 		return nil
 	})
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's temp dir (data, logs, plans)")
-	fs.StringVar(&c.profileDir, "profile-dir", "", "save the servers' heap and goroutine profiles after the soak and CPU profiles of the throughput window here")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "save the servers' heap and goroutine profiles after the soak and CPU profiles of the throughput window and of the domains table's changes here")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
+	fs.IntVar(&c.domains, "domains", 10000, "domains table: shops of two sessions each beside one chain of 20,000 (0: skip the table)")
+	fs.IntVar(&c.domainChanges, "domain-changes", 5, "domains table: setting changes measured in each of the two domains, alternating values")
+	fs.BoolVar(&c.domainsOnly, "domains-only", false, "run only the domains table")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -104,6 +113,9 @@ func parseConfig(args []string) (config, error) {
 		if !set["window"] {
 			c.window = 4 * time.Second
 		}
+		if !set["domain-changes"] {
+			c.domainChanges = 3
+		}
 	}
 	switch {
 	case c.sockets < 1 || c.clients < 1:
@@ -112,6 +124,12 @@ func parseConfig(args []string) (config, error) {
 		return c, fmt.Errorf("-late must be from 0 to -sockets")
 	case c.rate <= 0 || c.rate > 20:
 		return c, fmt.Errorf("-rate must be above 0 and at most 20 (the server's per-socket limit)")
+	case c.domains < 0 || c.domains > 100000:
+		return c, fmt.Errorf("-domains must be from 0 to 100000")
+	case c.domainChanges < 1:
+		return c, fmt.Errorf("-domain-changes must be positive")
+	case c.domainsOnly && c.domains == 0:
+		return c, fmt.Errorf("-domains-only needs -domains above 0")
 	}
 	return c, nil
 }

@@ -117,3 +117,129 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 	}
 	return d, nil
 }
+
+// The domains table's data set: many shops, each its own domain (d0000,
+// d0001, ...) with one till account and two live sessions, and one chain
+// whose many tills share one domain. Written straight into the store, as
+// above; the administrators of the shop whose setting changes (the target)
+// and of the chain sign in for real.
+
+const (
+	chainDomain   = "chain"
+	chainSessions = 20000 // the issue's "one domain with 20,000 sessions"
+	shopSessions  = 2
+	domainAdmin   = "admin"
+)
+
+type domainsData struct {
+	target    string
+	adminPass string
+	// socks are the sessions that get a socket: the target's first, then
+	// the other shops', then the chain's; a socket's index is its I.
+	socks    []domainSocket
+	sessions int // in the store, every domain's
+}
+
+type domainSocket struct {
+	domain, token string
+}
+
+// shopName names shop i of n: d0000 to d9999 for 10,000.
+func shopName(i, n int) string {
+	return fmt.Sprintf("d%0*d", max(4, len(fmt.Sprint(n-1))), i)
+}
+
+// prepareDomains fills dir with the domains table's store: shops small
+// domains, of which the target (the middle one) and shopSockets/2 others,
+// spread over the rest, have a socket on both their sessions; and the
+// chain, chainSockets of whose sessions have one.
+func prepareDomains(ctx context.Context, dir string, shops, shopSockets, chainSockets int) (*domainsData, error) {
+	db, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	key, err := token.LoadOrCreateKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	iss := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience})
+	d := &domainsData{target: shopName(shops/2, shops), adminPass: pos.NewSessionID()}
+	hash, err := bcrypt.GenerateFromPassword([]byte(d.adminPass), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().Round(0)
+	deadline := now.Add(pos.DefaultExpirationSeconds * time.Second)
+
+	// domain creates a domain with a till account and its sessions, the
+	// first withSockets of them minted a token and given a socket; admin
+	// adds an administrator who may change the setting.
+	domain := func(name string, sessions, withSockets int, admin bool) error {
+		if err := db.AddDomain(ctx, name, now); err != nil {
+			return err
+		}
+		tills := pos.Group{Domain: name, Name: "tills"}
+		if err := db.PutGroup(ctx, tills); err != nil {
+			return err
+		}
+		u, err := db.AddUser(ctx, pos.User{Domain: name, Name: "till", Group: tills.Name, PasswordHash: hash})
+		if err != nil {
+			return err
+		}
+		if admin {
+			admins := pos.Group{Domain: name, Name: "admins", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}}
+			if err := db.PutGroup(ctx, admins); err != nil {
+				return err
+			}
+			if _, err := db.AddUser(ctx, pos.User{Domain: name, Name: domainAdmin, Group: admins.Name, PasswordHash: hash}); err != nil {
+				return err
+			}
+		}
+		for k := range sessions {
+			sid := pos.NewSessionID()
+			if err := db.CreateSession(ctx, pos.Session{ID: sid, Domain: name, UserID: u.ID, Username: u.Name, Created: now, LastActivity: now}); err != nil {
+				return err
+			}
+			if k >= withSockets {
+				continue
+			}
+			tok, _, err := iss.Issue(name, u.Name, sid, deadline)
+			if err != nil {
+				return err
+			}
+			d.socks = append(d.socks, domainSocket{domain: name, token: tok})
+		}
+		d.sessions += sessions
+		return nil
+	}
+
+	if err := domain(d.target, shopSessions, shopSessions, true); err != nil {
+		return nil, err
+	}
+	var others []int // every shop but the target
+	for i := range shops {
+		if shopName(i, shops) != d.target {
+			others = append(others, i)
+		}
+	}
+	withSockets := map[int]bool{}
+	if k := min(shopSockets/shopSessions, len(others)); k > 0 {
+		for j := range k {
+			withSockets[others[j*len(others)/k]] = true
+		}
+	}
+	for _, i := range others {
+		socks := 0
+		if withSockets[i] {
+			socks = shopSessions
+		}
+		if err := domain(shopName(i, shops), shopSessions, socks, false); err != nil {
+			return nil, err
+		}
+	}
+	if err := domain(chainDomain, chainSessions, chainSockets, true); err != nil {
+		return nil, err
+	}
+	return d, nil
+}

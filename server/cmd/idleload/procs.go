@@ -227,9 +227,19 @@ func all(clients []*clientProc, cmd command) ([]reply, error) {
 
 // post sends a request and wants a 2xx.
 func post(method, url, bearer, contentType string, body []byte) ([]byte, error) {
+	return postAs("", method, url, bearer, contentType, body)
+}
+
+// postAs is post with host as the request's Host and Origin, as a page of
+// that domain sends it (the URL still names the address to dial).
+func postAs(host, method, url, bearer, contentType string, body []byte) ([]byte, error) {
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if host != "" {
+		req.Host = host
+		req.Header.Set("Origin", "http://"+host)
 	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)

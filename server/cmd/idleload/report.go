@@ -27,6 +27,8 @@ type results struct {
 	LoadAvg        [2]string
 	ConnectSeconds float64
 	IG, Echo       serverResult
+	// Domains is the domains table (nil when skipped).
+	Domains *domainsResult `json:",omitempty"`
 }
 
 type serverResult struct {
@@ -169,8 +171,8 @@ func (r *results) countCloses(reps []reply) {
 }
 
 func (c config) describe() string {
-	return fmt.Sprintf("-sockets %d -clients %d -late %d -settle %v -soak %v -warm %v -window %v -rate %g",
-		c.sockets, c.clients, c.late, c.settle, c.soak, c.warm, c.window, c.rate)
+	return fmt.Sprintf("-sockets %d -clients %d -late %d -settle %v -soak %v -warm %v -window %v -rate %g -domains %d -domain-changes %d",
+		c.sockets, c.clients, c.late, c.settle, c.soak, c.warm, c.window, c.rate, c.domains, c.domainChanges)
 }
 
 func machine() string {
@@ -205,11 +207,24 @@ func perSocket(now, base int64, held int) float64 {
 const kib = 1024
 
 func (r *results) print(w io.Writer) {
-	ig, ec := &r.IG, &r.Echo
-	fmt.Fprintf(w, "\n## idleload: %s\n\nmachine: %s\nrun: %s; %d client processes; connect took %.1f s\n",
-		time.Now().Format("2006-01-02 15:04"), r.Machine, r.Config, r.Clients, r.ConnectSeconds)
+	fmt.Fprintf(w, "\n## idleload: %s\n\nmachine: %s\n", time.Now().Format("2006-01-02 15:04"), r.Machine)
+	if r.Sockets > 0 {
+		fmt.Fprintf(w, "run: %s; %d client processes; connect took %.1f s\n", r.Config, r.Clients, r.ConnectSeconds)
+	}
 	fmt.Fprintf(w, "open files: orchestrator soft %d hard %d; servers %v\n", r.Limits.Self, r.Limits.Hard, r.Limits.Servers)
-	fmt.Fprintf(w, "load average (1, 5, 15 min) at the start: %s; at the end: %s\n\n", r.LoadAvg[0], r.LoadAvg[1])
+	fmt.Fprintf(w, "load average (1, 5, 15 min) at the start: %s; at the end: %s\n", r.LoadAvg[0], r.LoadAvg[1])
+	if r.Sockets > 0 {
+		r.printMain(w)
+	}
+	if r.Domains != nil {
+		r.Domains.print(w)
+	}
+}
+
+// printMain is the one-domain table, idleguard beside the echo baseline.
+func (r *results) printMain(w io.Writer) {
+	ig, ec := &r.IG, &r.Echo
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| figure | idleguard | echo baseline | ratio | budget | |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | --- | --- |")
 	row := func(name string, a, b float64, format, budget string, ok *bool) {
@@ -314,6 +329,53 @@ func (r *results) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "projection at 100,000 idle sockets: idleguard %.0f MiB + baseline, echo %.0f MiB + baseline (RSS per socket after soak x 100,000)\n",
 		soak*100000/1024, perSocket(ec.Soaked.RSS, ec.Base.RSS, ec.SoakHeld)/kib*100000/1024)
+}
+
+// print is the domains table: the shop beside the chain.
+func (d *domainsResult) print(w io.Writer) {
+	t, c := &d.Target, &d.Chain
+	fmt.Fprintf(w, "\n### Domains: a setting change in one of %d\n\n", d.Shops)
+	fmt.Fprintf(w, "store: %d shops of %d sessions and the chain of %d (%d sessions), written in %.1f s; the server came up in %.1f s serving %d domains, %d live sessions\n",
+		d.Shops, shopSessions, chainSessions, d.Sessions, d.SeedSeconds, d.StartSeconds, d.Served, d.LiveSessions)
+	fmt.Fprintf(w, "sockets: %d open (%d in %s, %d in %d other shops, %d in %s) from %d client processes in %.1f s, each with its domain's Host and Origin; server open-files limit %d\n",
+		d.Held, t.Sockets, t.Domain, d.OtherSockets, d.OtherSockets/shopSessions, c.Sockets, c.Domain, d.Clients, d.ConnectSeconds, d.OpenFiles)
+	fmt.Fprintf(w, "each change: PUT /api/settings/jwt as the domain's admin, %d a domain in turns, alternating %d and %d s; frames counted from just before the PUT to %.0f ms after it\n\n",
+		len(t.Changes), changeValues[0], changeValues[1], d.WindowMs)
+	fmt.Fprintf(w, "| figure | %s (one of %d shops) | %s (one domain of %d sessions) | |\n", t.Domain, d.Shops, c.Domain, chainSessions)
+	fmt.Fprintln(w, "| --- | ---: | ---: | --- |")
+	row := func(name, a, b, verdict string) { fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, a, b, verdict) }
+	pair := func(x dist) string { return fmt.Sprintf("%.1f / %.1f", x.P50, x.Max) }
+	span := func(lo, hi int64) string {
+		if lo == hi {
+			return fmt.Sprint(lo)
+		}
+		return fmt.Sprintf("%d-%d", lo, hi)
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "exactly the domain's: met"
+		}
+		return "**not exactly the domain's**"
+	}
+	row(fmt.Sprintf("setting fan-out: PUT to the last of the domain's sockets, ms, median / max of %d changes", len(t.Changes)), pair(t.Fanout), pair(c.Fanout), "")
+	row("  half of the domain's sockets had it, ms, median / max", pair(t.Half), pair(c.Half), "")
+	row("  the server wrote its last frame, ms, median / max", pair(t.Written), pair(c.Written), "")
+	row("  PUT answered, ms, median / max", pair(t.Put), pair(c.Put), "")
+	row("sockets open in the domain", fmt.Sprint(t.Sockets), fmt.Sprint(c.Sockets), "")
+	row(fmt.Sprintf("sockets that received any frame in a change's window (of %d open)", d.Held),
+		span(int64(t.Touched[0]), int64(t.Touched[1])), span(int64(c.Touched[0]), int64(c.Touched[1])), verdict(t.exact() && c.exact()))
+	row("  frames they received", span(t.Frames[0], t.Frames[1]), span(c.Frames[0], c.Frames[1]), "")
+	row("  of them in another domain / the domain's sockets missed, all changes", fmt.Sprintf("%d / %d", t.Outside, t.Missing), fmt.Sprintf("%d / %d", c.Outside, c.Missing), "")
+	row("sessions the change re-armed (the server's log: live_sessions; the tills' and the admin's own)", t.liveSessions(), c.liveSessions(), "")
+	row(fmt.Sprintf("server CPU s in a change's %.0f ms window, mean", d.WindowMs), fmt.Sprintf("%.2f", t.CPUPerChange), fmt.Sprintf("%.2f", c.CPUPerChange), "")
+	fmt.Fprintln(w)
+	for _, s := range []*domainSide{t, c} {
+		fmt.Fprintf(w, "changes in %s (expiration s: fan-out, half the sockets, last frame written, PUT answered, ms):", s.Domain)
+		for _, ch := range s.Changes {
+			fmt.Fprintf(w, " %d: %.1f, %.1f, %.1f, %.1f;", ch.Expiration, ch.FanoutMs, ch.HalfMs, ch.WrittenMs, ch.PutMs)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func loadAvg() string {

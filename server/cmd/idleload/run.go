@@ -12,9 +12,8 @@ import (
 	"idleguard/server/protocol"
 )
 
-// orchestrate is the whole run: prepare, start, connect, settle, soak,
-// fan out a setting, sign a group out within one second, push activity,
-// close, check for leaks, print the table.
+// orchestrate is the whole run: the one-domain table (runMain), then the
+// domains table (runDomains), then both printed.
 func orchestrate(ctx context.Context, cfg config) (err error) {
 	soft, hard, err := ownLimits()
 	if err != nil {
@@ -24,12 +23,6 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 	res.LoadAvg[0] = loadAvg()
 	res.Limits.Self, res.Limits.Hard = int(soft), int(hard)
 	logf("open files: soft %d, hard %d (children inherit them)", soft, hard)
-
-	n := cfg.sockets
-	if lim := int(soft) - 500; n > lim {
-		logf("sockets: %d asked, %d fit under the limit less 500 for files and listeners", n, lim)
-		n = lim
-	}
 
 	tmp, err := os.MkdirTemp("", "idleload-")
 	if err != nil {
@@ -58,6 +51,47 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
 			return err
 		}
+	}
+	env := bench{tmp: tmp, self: self, bin: bin, soft: int(soft)}
+	if !cfg.domainsOnly {
+		if err := runMain(ctx, cfg, env, res); err != nil {
+			return err
+		}
+	}
+	if cfg.domains > 0 {
+		if res.Domains, err = runDomains(ctx, cfg, env); err != nil {
+			return fmt.Errorf("domains table: %w", err)
+		}
+	}
+
+	res.LoadAvg[1] = loadAvg()
+	res.print(os.Stdout)
+	if cfg.jsonOut != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(cfg.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bench is what the two tables share: the run's temp dir, this program
+// (the clients and the baseline are its subcommands), the server binary,
+// and the open-files limit every child inherits.
+type bench struct {
+	tmp, self, bin string
+	soft           int
+}
+
+// runMain is the one-domain table: prepare, start, connect, settle, soak,
+// fan out a setting, sign a group out within one second, push activity,
+// close, check for leaks.
+func runMain(ctx context.Context, cfg config, env bench, res *results) error {
+	tmp, self, bin, soft := env.tmp, env.self, env.bin, env.soft
+	n := cfg.sockets
+	if lim := soft - 500; n > lim {
+		logf("sockets: %d asked, %d fit under the limit less 500 for files and listeners", n, lim)
+		n = lim
 	}
 
 	// Prepare the store: sessions and tokens without bcrypt.
@@ -109,7 +143,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 
 	// Clients: each holds its share of both servers' sockets.
 	p := cfg.clients
-	if need := (2*n + int(soft) - 501) / (int(soft) - 500); p < need {
+	if need := (2*n + soft - 501) / (soft - 500); p < need {
 		p = need
 	}
 	res.Clients = p
@@ -148,20 +182,7 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 			planSocket{I: i, Srv: "echo", Late: ds.late[i]})
 	}
 	var clients []*clientProc
-	defer func() {
-		for _, c := range clients {
-			c.in.Encode(command{Cmd: "exit"})
-		}
-		for _, c := range clients {
-			done := make(chan struct{})
-			go func() { c.cmd.Process.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				c.cmd.Process.Kill()
-			}
-		}
-	}()
+	defer func() { stopClients(clients) }()
 	for c := range plans {
 		path := filepath.Join(tmp, fmt.Sprintf("plan%d.json", c))
 		b, _ := json.Marshal(plans[c])
@@ -345,16 +366,23 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 	for _, s := range []*server{ig, echo} {
 		s.saveProfile(cfg.profileDir, "heap", s.name+"-heap-closed.pprof")
 	}
+	return nil
+}
 
-	res.LoadAvg[1] = loadAvg()
-	res.print(os.Stdout)
-	if cfg.jsonOut != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
-		if err := os.WriteFile(cfg.jsonOut, b, 0o644); err != nil {
-			return err
+// stopClients tells every client to exit and kills any that lingers.
+func stopClients(clients []*clientProc) {
+	for _, c := range clients {
+		c.in.Encode(command{Cmd: "exit"})
+	}
+	for _, c := range clients {
+		done := make(chan struct{})
+		go func() { c.cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			c.cmd.Process.Kill()
 		}
 	}
-	return nil
 }
 
 // sampleBoth samples idleguard, then the baseline.
