@@ -58,7 +58,7 @@ func (t *Tracker) SetPolicy(domain string, p Policy) (live []Live) {
 	}
 	t.mu.Unlock()
 	for _, id := range expired {
-		t.notify.Expire(id, protocol.ReasonSettingChanged, p)
+		t.notify.Expire(domain, id, protocol.ReasonSettingChanged, p)
 	}
 	return live
 }

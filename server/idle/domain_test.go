@@ -375,7 +375,7 @@ func (n *callback) Warn(sid string, remaining time.Duration) {
 	n.calls <- "warn " + sid
 }
 
-func (n *callback) Expire(sid string, reason protocol.Reason, p idle.Policy) {
+func (n *callback) Expire(_, sid string, reason protocol.Reason, p idle.Policy) {
 	n.tr.Len()
 	n.tr.DomainLen("acme")
 	n.tr.Remove(sid)

@@ -17,7 +17,7 @@ type Notifier interface {
 	Warn(sid string, remaining time.Duration)
 	// Expire: the session has ended; it is already gone from the tracker.
 	// p is its domain's policy at that moment.
-	Expire(sid string, reason protocol.Reason, p Policy)
+	Expire(domain, sid string, reason protocol.Reason, p Policy)
 }
 
 // Rechecker confirms a deadline before the tracker ends a session, where
@@ -349,7 +349,7 @@ func (t *Tracker) fire(e *entry) {
 			reason = protocol.ReasonRevoked
 		}
 		t.mu.Unlock()
-		t.notify.Expire(e.id, reason, p)
+		t.notify.Expire(e.dom.name, e.id, reason, p)
 	case !e.warned && !now.Before(deadline.Add(-p.WarnLead())):
 		e.warned = true
 		t.arm(e, now)

@@ -26,7 +26,7 @@ func (r *recorder) Warn(sid string, remaining time.Duration) {
 	r.add(fmt.Sprintf("warn %s %v", sid, remaining))
 }
 
-func (r *recorder) Expire(sid string, reason protocol.Reason, p idle.Policy) {
+func (r *recorder) Expire(_, sid string, reason protocol.Reason, p idle.Policy) {
 	r.mu.Lock()
 	if r.policies == nil {
 		r.policies = make(map[string]idle.Policy)

@@ -93,8 +93,10 @@ func (s *Service) dropDomain(name string) {
 
 // readDomains applies the domain log's entries since the last read: a
 // domain the CLI added is served from the next flush on, one it removed no
-// longer. Called by the flusher.
+// longer. Called by the flusher, and on a cluster's signal.
 func (s *Service) readDomains(ctx context.Context) error {
+	s.domLogMu.Lock() // the flusher, and a cluster's signals
+	defer s.domLogMu.Unlock()
 	const page = 256
 	for {
 		changes, err := s.store.DomainChanges(ctx, s.domSeq, page)

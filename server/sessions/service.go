@@ -20,6 +20,7 @@ import (
 
 	"idleguard/server/clock"
 	"idleguard/server/idle"
+	"idleguard/server/live"
 	"idleguard/server/pos"
 	"idleguard/server/protocol"
 	"idleguard/server/seclog"
@@ -46,6 +47,12 @@ type Config struct {
 	PasswordCost int
 	// Security is the security log (nil: none).
 	Security *seclog.Log
+	// Live, when set, makes this node one of a cluster sharing sessions
+	// through the live layer (cluster.go); nil: the only node.
+	Live live.Layer
+	// LiveEvery is how often input is recorded in the live layer (input
+	// that may end a warning goes at once). Default 100 ms.
+	LiveEvery time.Duration
 }
 
 // Service is the one place where sessions begin, move and end.
@@ -57,6 +64,7 @@ type Service struct {
 	sockets Sockets
 	cfg     Config
 	tracker *idle.Tracker
+	cl      *cluster // nil on a single node
 
 	// The domains this node serves, by name: every request looks its
 	// domain up here, once. The flusher adds and removes them as the
@@ -78,7 +86,9 @@ type Service struct {
 	flushMu sync.Mutex
 	unsaved []pos.Activity
 	endSeq  int64
-	domSeq  int64
+
+	domLogMu sync.Mutex // readDomains
+	domSeq   int64
 
 	health storeHealth
 
@@ -100,6 +110,9 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 	if cfg.HashSlots <= 0 {
 		cfg.HashSlots = max(2, runtime.GOMAXPROCS(0))
 	}
+	if cfg.LiveEvery <= 0 {
+		cfg.LiveEvery = 100 * time.Millisecond
+	}
 	if cfg.PasswordCost == 0 {
 		cfg.PasswordCost = bcrypt.DefaultCost
 	}
@@ -114,6 +127,10 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 		dummyHash: dummy,
 	}
 	s.tracker = idle.NewTracker(c, clockEvents{s})
+	if cfg.Live != nil {
+		s.cl = newCluster(cfg.Live)
+		s.tracker.SetRechecker(sharedClock{s})
+	}
 	s.domains = make(map[string]*domain)
 	// Read the logs' tails before what they change: a domain added or a
 	// session ended between the two reads is in the log after its tail.
@@ -255,6 +272,9 @@ func (s *Service) Login(ctx context.Context, cr Credentials) (SignedIn, error) {
 		// Removed between the check above and now.
 		return SignedIn{}, errNoDomain(cr.Domain)
 	}
+	// The session's first moment on the layer's clock, so that another
+	// node adopting it never reads this node's wall clock.
+	s.noteInput(sess.Domain, sess.ID, now, false)
 	tok, claims, err := s.issue(sess, st.Deadline)
 	if err != nil {
 		return SignedIn{}, err
@@ -344,6 +364,10 @@ func (s *Service) Authenticate(ctx context.Context, domain, tok string) (Princip
 		return Principal{}, ErrOtherDomain
 	}
 	st, alive := s.tracker.Status(claims.SessionID)
+	if !alive && s.cl != nil {
+		// Perhaps signed in, or kept alive, on another node.
+		st, alive = s.adopt(ctx, domain, claims.SessionID)
+	}
 	if !alive {
 		return Principal{}, s.endedError(ctx, claims.SessionID)
 	}
@@ -453,6 +477,7 @@ func (s *Service) Logout(ctx context.Context, sid string) error {
 		s.health.failed(s.log, s.clock.Now(), err)
 		s.log.Error("sign-out kept pending: store write failed", "sid", ShortID(sid), "err", err)
 	}
+	s.publishEnd(ctx, sid, protocol.ReasonSignedOut)
 	s.log.Info("signed out", "sid", ShortID(sid), "reason", protocol.ReasonSignedOut)
 	return nil
 }

@@ -3,7 +3,9 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"idleguard/server/live"
 	"idleguard/server/pos"
 )
 
@@ -80,15 +82,23 @@ func (s *Service) UpdateExpiration(ctx context.Context, by pos.User, seconds int
 		return SettingsView{}, fmt.Errorf("sessions: save settings: %w", err)
 	}
 	d.changedBy, d.changedAt = by.Name, now
-	// One pass over the domain's sessions: the tracker ends those now past
-	// the new time and returns every other one's new status, which their
-	// sockets hear. No other domain's session is looked at.
-	live := s.tracker.SetPolicy(d.name, s.policy(next.Expiration()))
-	for _, l := range live {
+	n := s.applyExpiration(d, next.Expiration())
+	s.publish(live.Signal{Kind: live.KindSettings, Domain: d.name})
+	s.log.Info("expiration time changed", "domain", d.name, "by", by.Name, "old", old, "new", seconds, "live_sessions", n)
+	return s.view(d), nil
+}
+
+// applyExpiration puts a domain's new Expiration Time in force on this
+// node, in one pass over the domain's sessions: the tracker ends those now
+// past the new time and returns every other one's new status, which their
+// sockets hear. No other domain's session is looked at. Called with d.mu
+// held; it returns how many sessions live on.
+func (s *Service) applyExpiration(d *domain, exp time.Duration) int {
+	alive := s.tracker.SetPolicy(d.name, s.policy(exp))
+	for _, l := range alive {
 		s.sockets.Send(l.ID, s.stateFrame(l.ID, l.Status, false))
 	}
-	s.log.Info("expiration time changed", "domain", d.name, "by", by.Name, "old", old, "new", seconds, "live_sessions", len(live))
-	return s.view(d), nil
+	return len(alive)
 }
 
 // Changes returns the newest changes to a domain's Expiration Time first.

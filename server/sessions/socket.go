@@ -67,6 +67,7 @@ func (f frames) HandleFrame(c hub.Socket, m protocol.Message) {
 			s.closeEnded(c, f.domain)
 			return
 		}
+		s.noteInput(f.domain, sid, at, m.Kind == protocol.Stay || urgentInput(st))
 		switch {
 		case st.WarningCleared || st.RenewToken:
 			// Every tab closes its dialog / takes the new token.
@@ -134,8 +135,14 @@ func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Me
 	return m
 }
 
-// clockEvents is the service as the idle clock's Notifier.
+// clockEvents is the service as the idle clock's Notifier (and Clearer).
 type clockEvents struct{ s *Service }
+
+// Cleared: a deadline's recheck found input on another node that ends the
+// warning this node's tabs show.
+func (e clockEvents) Cleared(sid string, st idle.Status) {
+	e.s.sockets.Send(sid, e.s.stateFrame(sid, st, st.RenewToken))
+}
 
 // Warn: the session's warning is due.
 func (e clockEvents) Warn(sid string, remaining time.Duration) {
@@ -145,9 +152,10 @@ func (e clockEvents) Warn(sid string, remaining time.Duration) {
 // Expire: the session has ended. Pending first, so that a request the
 // moment the tabs hear it gets the true reason; then the sockets (what the
 // cashier sees); the store in the next flush.
-func (e clockEvents) Expire(sid string, reason protocol.Reason, p idle.Policy) {
+func (e clockEvents) Expire(domain, sid string, reason protocol.Reason, p idle.Policy) {
 	s := e.s
 	s.pend(pos.Revocation{SessionID: sid, At: s.clock.Now().Round(0), Reason: reason})
 	s.sockets.SignOut(sid, reason, expSeconds(p))
+	s.forgetLater(domain, sid)
 	s.log.Info("signed out", "sid", ShortID(sid), "reason", reason)
 }

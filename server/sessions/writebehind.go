@@ -39,6 +39,17 @@ func (s *Service) Run(ctx context.Context) error {
 	summary := clock.NewTicker(s.clock, time.Minute)
 	defer summary.Stop()
 	s.purge(ctx)
+	if s.cl != nil {
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.runCluster(cctx)
+		}()
+		// It stops with ctx, beside the final flush below; Run returns
+		// once both are done.
+		defer func() { stop(); <-done }()
+	}
 	for {
 		select {
 		case <-summary.C:
