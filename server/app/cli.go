@@ -77,7 +77,9 @@ func seedDemoDomain(ctx context.Context, dir pos.Directory, domain string, hash 
 				return nil, fmt.Errorf("seed demo: %w", err)
 			}
 		}
-		if _, err := dir.AddUser(ctx, pos.User{Domain: domain, Name: u.name, Group: u.group, PasswordHash: hash}); err != nil {
+		// ECONFLICT: another node of a cluster, starting with -demo too,
+		// added it first.
+		if _, err := dir.AddUser(ctx, pos.User{Domain: domain, Name: u.name, Group: u.group, PasswordHash: hash}); err != nil && pos.ErrorCode(err) != pos.ECONFLICT {
 			return nil, fmt.Errorf("seed demo user %s/%s: %w", domain, u.name, err)
 		}
 	}
@@ -101,6 +103,7 @@ const adminUsage = `usage:
   idleguard session revoke -user NAME [-data DIR]    (every session of NAME)
 
 user, group and session commands act on one domain: -domain NAME (default: default).
+A cluster's store: -postgres URL (or IDLEGUARD_POSTGRES) instead of -data.
 Domain names are 1-63 lowercase letters a-z, digits and hyphens (not first or last).
 User and group names are 1-64 lowercase letters a-z, digits and . _ - (not first).
 A running server signs ended sessions out in every tab, and starts or stops
@@ -128,6 +131,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	perms := fs.String("perm", "", "comma-separated permissions: "+permList())
 	user := fs.String("user", "", "the user whose sessions to list or revoke")
 	domain := fs.String("domain", pos.DefaultDomain, "the domain of the users, groups or sessions")
+	pgURL := fs.String("postgres", getenv("IDLEGUARD_POSTGRES"), "a cluster's PostgreSQL URL (instead of -data)")
 	force := fs.Bool("force", false, "domain remove: remove a domain that still has users, with all of it")
 	// Flags may come before or after the positional names.
 	var names []string
@@ -153,7 +157,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	if err := pos.ValidateDomain(*domain); err != nil {
 		return errors.New(pos.ErrorMessage(err))
 	}
-	db, err := openStore(ctx, *dataDir)
+	db, err := openStore(ctx, *dataDir, *pgURL)
 	if err != nil {
 		return err
 	}

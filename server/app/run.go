@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -36,6 +37,9 @@ type options struct {
 	tlsKey        string
 	trusted       []netip.Prefix
 	domainSuffix  string
+	postgres      string // with redis: a node of a cluster
+	redis         string
+	node          string
 	// ready, when set, receives the listening address (tests use :0).
 	ready func(addr string)
 }
@@ -57,6 +61,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.passwordCost, "password-cost", bcrypt.DefaultCost, "bcrypt cost of the demo users' password hashes and of sign-in's comparison for unknown names (4-31)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate chain (with -tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of -tls-cert")
+	fs.StringVar(&o.postgres, "postgres", getenv("IDLEGUARD_POSTGRES"), "with -redis, run as one node of a cluster: the PostgreSQL URL (as pgx reads it) of the store every node shares, e.g. postgres://idleguard@10.0.0.5/idleguard")
+	fs.StringVar(&o.redis, "redis", getenv("IDLEGUARD_REDIS"), "with -postgres: the Redis URL (redis://host:port, redis+cluster://..., redis+sentinel://...?master_name=M) of the live layer every node shares")
+	fs.StringVar(&o.node, "node", "", "this node's id in a cluster, unique (default: host name and process id)")
 	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, e.g. 127.0.0.1,10.0.0.0/8")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: idleguard [flags]\n       idleguard domain|user|group|session ... (idleguard user -h)\n\nflags:\n")
@@ -78,6 +85,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		if err := api.ValidDomainSuffix(o.domainSuffix); err != nil {
 			return o, errors.New(pos.ErrorMessage(err))
 		}
+	}
+	if (o.postgres == "") != (o.redis == "") {
+		return o, errors.New("-postgres and -redis go together: a cluster keeps what must last in PostgreSQL and what is live in Redis; give both, or neither for one node on its own SQLite file")
+	}
+	if o.node == "" {
+		host, _ := os.Hostname()
+		o.node = fmt.Sprintf("%s-%d", orDefault(host, "node"), os.Getpid())
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return o, errors.New("-tls-cert and -tls-key go together")

@@ -19,6 +19,11 @@ func serve(ctx context.Context, o options, stdout io.Writer) error {
 		return err
 	}
 	defer a.db.Close()
+	if a.layer != nil {
+		// After the service's Run has returned (below): it uses the layer
+		// to the end.
+		defer a.layer.Close()
+	}
 	svc, h := a.svc, a.hub
 	if o.debugAddr != "" {
 		stopDebug, err := startDebug(log, o.debugAddr, h, svc)

@@ -7,7 +7,9 @@ import (
 	"idleguard/server/clock"
 	"idleguard/server/datadir"
 	"idleguard/server/hub"
+	"idleguard/server/live"
 	"idleguard/server/pos"
+	"idleguard/server/postgres"
 	"idleguard/server/seclog"
 	"idleguard/server/sessions"
 	"idleguard/server/sqlite"
@@ -28,9 +30,17 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// openStore creates the data directory (0700, or refuses or tightens an
-// existing one, package datadir) and opens the SQLite file.
-func openStore(ctx context.Context, dir string) (*sqlite.DB, error) {
+// openStore opens the durable store: PostgreSQL when pgURL is set (a
+// cluster's), else the SQLite file in the data directory, created 0700 (or
+// an existing one refused or tightened, package datadir).
+func openStore(ctx context.Context, dir, pgURL string) (pos.Store, error) {
+	if pgURL != "" {
+		db, err := postgres.Open(ctx, pgURL)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return db, nil
+	}
 	if err := datadir.Ensure(dir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -44,7 +54,8 @@ func openStore(ctx context.Context, dir string) (*sqlite.DB, error) {
 // app is the wired program: the store, the sessions service, the hub and
 // the HTTP handler in front of them.
 type app struct {
-	db      *sqlite.DB
+	db      pos.Store
+	layer   live.Layer // nil on a single node
 	svc     *sessions.Service
 	hub     *hub.Hub
 	handler http.Handler
@@ -54,7 +65,7 @@ type app struct {
 // newApp opens the store and wires everything serve needs; the caller
 // closes a.db. Tests build the same handler with it.
 func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error) {
-	db, err := openStore(ctx, o.dataDir)
+	db, err := openStore(ctx, o.dataDir, o.postgres)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +95,21 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 	h := hub.New(log, hub.Config{MaxPerSession: o.maxTabs, Refused: func(sid, why string) {
 		sec.Event(seclog.FrameRefused, slog.String("sid", sessions.ShortID(sid)), slog.String("why", why))
 	}})
+	var layer live.Layer
+	if o.redis != "" {
+		r, err := live.NewRedis(ctx, live.RedisOptions{URL: o.redis, Node: o.node, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+		layer = r
+		defer func() {
+			if err != nil {
+				r.Close()
+			}
+		}()
+	}
 	svc, err := sessions.New(ctx, log, clk, db, tokens, h, sessions.Config{
+		Live:                 layer,
 		MinExpirationSeconds: o.minExpiration,
 		MaxLifetime:          o.maxLifetime,
 		Security:             sec,
@@ -104,5 +129,5 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 		}
 	}
 	handler := api.NewServer(log, api.Config{AllowedOrigins: origins, TrustedProxies: o.trusted, DomainSuffix: o.domainSuffix, Security: sec}, svc, assets)
-	return &app{db: db, svc: svc, hub: h, handler: handler, sec: sec}, nil
+	return &app{db: db, layer: layer, svc: svc, hub: h, handler: handler, sec: sec}, nil
 }
