@@ -180,4 +180,20 @@ CREATE TABLE domain_changes (
 CREATE INDEX session_ends_at ON session_ends (at);
 CREATE INDEX domain_changes_at ON domain_changes (at);
 `,
+	`
+-- The signing keys every node signs and verifies tokens with (keys.go).
+-- seed is an Ed25519 private key (RFC 8032's 32-byte seed): this table
+-- holds a secret, and so does every backup and replica of it. kid is the
+-- key's RFC 7638 thumbprint, computed here from the key, never taken from
+-- a caller. A NULL retired_at marks the current key; the unique index
+-- allows one.
+CREATE TABLE signing_keys (
+	kid        text COLLATE "C" PRIMARY KEY,
+	seed       bytea NOT NULL CHECK (length(seed) = 32),
+	created    bigint NOT NULL,
+	retired_at bigint
+);
+
+CREATE UNIQUE INDEX signing_keys_current ON signing_keys ((true)) WHERE retired_at IS NULL;
+`,
 }
