@@ -114,10 +114,21 @@ func marshalKey(key ed25519.PrivateKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-func createKey(dir, path string) (ed25519.PrivateKey, error) {
+// GenerateKey returns a new Ed25519 signing key from crypto/rand: what
+// LoadOrCreateKey writes to a new file, and what a KeyRing and the key
+// rotate command hand a pos.KeyStore.
+func GenerateKey() (ed25519.PrivateKey, error) {
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("token: generate key: %w", err)
+	}
+	return key, nil
+}
+
+func createKey(dir, path string) (ed25519.PrivateKey, error) {
+	key, err := GenerateKey()
+	if err != nil {
+		return nil, err
 	}
 	data, err := marshalKey(key)
 	if err != nil {

@@ -1,9 +1,13 @@
 // Package token issues and verifies idleguard's session JWTs.
 //
-// Tokens are signed with one Ed25519 key (alg EdDSA, the only algorithm
+// Tokens are signed with an Ed25519 key (alg EdDSA, the only algorithm
 // accepted), carry the key's RFC 7638 thumbprint as kid, and always have
 // iss, aud, sub, sid, iat and exp, and dom: the domain (POS business) the
-// session belongs to. Verify checks the token alone; whether its session
+// session belongs to. An Issuer signs with one key and verifies with a set
+// of keys, the kid choosing one: a single node's set is its one key, from
+// the data directory (LoadOrCreateKey); a cluster's is the current key and
+// the retired ones still needed, from a pos.KeyStore, kept current by a
+// KeyRing (keyring.go). Verify checks the token alone; whether its session
 // (sid) is still alive, and whether its domain is the one being served, are
 // the caller's questions (DESIGN.md, invariant 5 and Domains).
 //
@@ -32,12 +36,12 @@ package token
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -86,18 +90,32 @@ type Claims struct {
 	ExpiresAt time.Time // exp, whole seconds
 }
 
-// Issuer signs and verifies tokens with one key. It is safe for concurrent use.
+// Issuer signs tokens with its current key and verifies them with any key
+// of its set. It is safe for concurrent use, SetKeys included.
 type Issuer struct {
-	key    ed25519.PrivateKey
-	pub    ed25519.PublicKey
-	kid    string
-	header string // the header segment Issue writes
-	jwks   []byte
+	keys   atomic.Pointer[signingKeys]
 	cfg    Config
 	parser *jwt.Parser // signature, alg and kid only: WithoutClaimsValidation
 
 	validator    *jwt.Validator // every claim
 	validatorNow *jwt.Validator // every claim but exp
+
+	// reload, when set (by NewKeyRing, before the Issuer is shared), is
+	// called by Verify for a token whose kid is not in the set; it reports
+	// whether the keys have been reloaded since, and so are worth trying.
+	reload func() bool
+}
+
+// signingKeys is an Issuer's keys at one moment. It is never changed once
+// built: SetKeys swaps in another, so that Issue and Verify each read one
+// set, whole.
+type signingKeys struct {
+	key    ed25519.PrivateKey // the current key, which signs
+	pub    ed25519.PublicKey
+	kid    string
+	header string                       // the header segment Issue writes
+	byKid  map[string]ed25519.PublicKey // every key of the set, the current one too
+	jwks   []byte
 }
 
 // sessionClaims is the JSON payload: the registered claims, sid and dom.
@@ -126,39 +144,31 @@ func (c *sessionClaims) Validate() error {
 	return nil
 }
 
-// New returns an Issuer for key. It panics if key is not an Ed25519 private
-// key or cfg lacks Issuer or Audience (an empty issuer would switch the iss
-// check off).
+// New returns an Issuer whose one key is key: the single node's, from
+// LoadOrCreateKey. It panics if key is not an Ed25519 private key or cfg
+// lacks Issuer or Audience (an empty issuer would switch the iss check
+// off).
 func New(key ed25519.PrivateKey, cfg Config) *Issuer {
 	if len(key) != ed25519.PrivateKeySize {
 		panic("token.New: bad Ed25519 private key")
 	}
+	i := newUnkeyed(cfg, "token.New")
+	set, err := newSigningKeys([]pos.SigningKey{{ID: Thumbprint(key.Public().(ed25519.PublicKey)), Private: key}})
+	if err != nil {
+		panic("token.New: " + err.Error())
+	}
+	i.keys.Store(set)
+	return i
+}
+
+// newUnkeyed is an Issuer with no keys yet; caller names the constructor
+// in its panic.
+func newUnkeyed(cfg Config, caller string) *Issuer {
 	if cfg.Issuer == "" || cfg.Audience == "" {
-		panic("token.New: Config needs Issuer and Audience")
+		panic(caller + ": Config needs Issuer and Audience")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	pub := key.Public().(ed25519.PublicKey)
-	x := base64.RawURLEncoding.EncodeToString(pub)
-	kid := Thumbprint(pub)
-	jwks, err := json.Marshal(jwkSet{Keys: []jwk{{
-		Kty: "OKP", Crv: "Ed25519", X: x, Kid: kid, Alg: "EdDSA", Use: "sig",
-	}}})
-	if err != nil {
-		panic(err) // cannot happen: plain strings
-	}
-	// The header Issue writes, as jwt encodes it, is strict by
-	// construction; Verify compares it instead of reading it again.
-	t := jwt.New(jwt.SigningMethodEdDSA)
-	t.Header["kid"] = kid
-	signing, err := t.SigningString()
-	if err != nil {
-		panic(err) // cannot happen: plain strings
-	}
-	header, _, _ := strings.Cut(signing, ".")
-	if !strictHeader(header) {
-		panic("token.New: jwt writes a header Verify would refuse: " + header)
 	}
 	claimChecks := []jwt.ParserOption{
 		jwt.WithIssuer(cfg.Issuer),
@@ -168,12 +178,7 @@ func New(key ed25519.PrivateKey, cfg Config) *Issuer {
 		jwt.WithTimeFunc(cfg.Now),
 	}
 	return &Issuer{
-		key:    key,
-		pub:    pub,
-		kid:    kid,
-		header: header,
-		jwks:   jwks,
-		cfg:    cfg,
+		cfg: cfg,
 		// The parser checks the signature before the claims, but fills the
 		// claims in before either; with the claims check split off, a nil
 		// error from it means exactly "signature, alg and kid are good".
@@ -189,18 +194,17 @@ func New(key ed25519.PrivateKey, cfg Config) *Issuer {
 
 // Thumbprint is the RFC 7638 JWK thumbprint of an Ed25519 public key:
 // base64url(SHA-256({"crv":"Ed25519","kty":"OKP","x":"..."})), members in
-// lexicographic order, no whitespace.
-func Thumbprint(pub ed25519.PublicKey) string {
-	canon := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
-	sum := sha256.Sum256([]byte(canon))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+// lexicographic order, no whitespace. It is pos.KeyID, the name a
+// pos.KeyStore gives a key.
+func Thumbprint(pub ed25519.PublicKey) string { return pos.KeyID(pub) }
 
-// KeyID is the kid in every token's header: the key's RFC 7638 thumbprint.
-func (i *Issuer) KeyID() string { return i.kid }
+// KeyID is the kid in the header of every token Issue signs now: the
+// current key's RFC 7638 thumbprint.
+func (i *Issuer) KeyID() string { return i.keys.Load().kid }
 
-// PublicKey is the key that verifies this Issuer's tokens.
-func (i *Issuer) PublicKey() ed25519.PublicKey { return i.pub }
+// PublicKey is the current key's public key, which verifies the tokens
+// Issue signs now.
+func (i *Issuer) PublicKey() ed25519.PublicKey { return i.keys.Load().pub }
 
 type jwk struct {
 	Kty string `json:"kty"`
@@ -215,9 +219,71 @@ type jwkSet struct {
 	Keys []jwk `json:"keys"`
 }
 
-// JWKS is the public key set served at /.well-known/jwks.json. Each call
-// returns a fresh copy.
-func (i *Issuer) JWKS() []byte { return append([]byte(nil), i.jwks...) }
+// JWKS is the public key set served at /.well-known/jwks.json: every key
+// Verify accepts, the current one first. Each call returns a fresh copy.
+func (i *Issuer) JWKS() []byte { return append([]byte(nil), i.keys.Load().jwks...) }
+
+// SetKeys replaces the Issuer's keys, at once for every Issue and Verify
+// that starts after it: keys[0] must be the current key, which signs, and
+// the rest retired keys, which only verify (as pos.KeyStore.SigningKeys
+// lists them). Each key's ID must be its public key's thumbprint, so that
+// a kid always names the key that verifies it, and no ID may appear
+// twice. On error the Issuer keeps the keys it had.
+func (i *Issuer) SetKeys(keys []pos.SigningKey) error {
+	set, err := newSigningKeys(keys)
+	if err != nil {
+		return err
+	}
+	i.keys.Store(set)
+	return nil
+}
+
+// newSigningKeys checks keys as SetKeys says and builds the set.
+func newSigningKeys(keys []pos.SigningKey) (*signingKeys, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("token: no signing key")
+	}
+	set := &signingKeys{byKid: make(map[string]ed25519.PublicKey, len(keys))}
+	var jwks jwkSet
+	for n, k := range keys {
+		if len(k.Private) != ed25519.PrivateKeySize {
+			return nil, fmt.Errorf("token: key %d (%s): not an Ed25519 private key", n, k.ID)
+		}
+		if k.Current() != (n == 0) {
+			return nil, fmt.Errorf("token: key %d (%s): want the current key first and only there", n, k.ID)
+		}
+		pub := k.Private.Public().(ed25519.PublicKey)
+		if kid := Thumbprint(pub); k.ID != kid {
+			return nil, fmt.Errorf("token: key %d: kid %q is not its thumbprint %q", n, k.ID, kid)
+		}
+		if _, dup := set.byKid[k.ID]; dup {
+			return nil, fmt.Errorf("token: key %d: kid %q twice", n, k.ID)
+		}
+		set.byKid[k.ID] = pub
+		jwks.Keys = append(jwks.Keys, jwk{
+			Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(pub), Kid: k.ID, Alg: "EdDSA", Use: "sig",
+		})
+	}
+	var err error
+	if set.jwks, err = json.Marshal(jwks); err != nil {
+		return nil, err // cannot happen: plain strings
+	}
+	set.key, set.kid = keys[0].Private, keys[0].ID
+	set.pub = set.byKid[set.kid]
+	// The header Issue writes, as jwt encodes it, is strict by
+	// construction; Verify compares it instead of reading it again.
+	t := jwt.New(jwt.SigningMethodEdDSA)
+	t.Header["kid"] = set.kid
+	signing, err := t.SigningString()
+	if err != nil {
+		return nil, err // cannot happen: plain strings
+	}
+	set.header, _, _ = strings.Cut(signing, ".")
+	if !strictHeader(set.header) {
+		return nil, errors.New("token: jwt writes a header Verify would refuse: " + set.header)
+	}
+	return set, nil
+}
 
 // Issue signs a token for subject's session sid in domain whose idle
 // deadline is deadline. exp is deadline rounded up to the whole second, so
@@ -233,6 +299,7 @@ func (i *Issuer) Issue(domain, subject, sid string, deadline time.Time) (string,
 		// %v, not %w: the caller's bug is not the user's EINVALID.
 		return "", Claims{}, fmt.Errorf("token: Issue: domain %q: %v", domain, err)
 	}
+	set := i.keys.Load()
 	now := i.cfg.Now()
 	iat := now.Truncate(time.Second)
 	exp := ceilSecond(deadline)
@@ -251,8 +318,8 @@ func (i *Issuer) Issue(domain, subject, sid string, deadline time.Time) (string,
 		Dom: &domain,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &c)
-	t.Header["kid"] = i.kid
-	s, err := t.SignedString(i.key)
+	t.Header["kid"] = set.kid
+	s, err := t.SignedString(set.key)
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("token: sign: %w", err)
 	}
@@ -282,22 +349,34 @@ func ceilSecond(t time.Time) time.Time {
 // except that exp+Leeway has passed gives its Claims and a "token expired"
 // error for which errors.Is(err, ErrExpired) holds. The caller may then
 // accept it if the session itself is still alive.
+//
+// The kid picks the key of the set that must have signed the token; a
+// token signed by any other key, whichever kid it names, is invalid. On
+// an Issuer of a KeyRing, a kid not in the set first reloads the ring
+// (at most once a second: Verify may wait up to that, and the reload),
+// so that a key another node has just rotated in verifies here too.
 func (i *Issuer) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenLen || !wellFormed(token) {
 		return Claims{}, errInvalid()
 	}
 	header, rest, _ := strings.Cut(token, ".")
 	payload, _, _ := strings.Cut(rest, ".")
-	if (header != i.header && !strictHeader(header)) || !strictPayload(payload) {
+	set := i.keys.Load()
+	if (header != set.header && !strictHeader(header)) || !strictPayload(payload) {
 		return Claims{}, errInvalid()
 	}
 	var c sessionClaims
-	if t, err := i.parser.ParseWithClaims(token, &c, i.keyFunc); err != nil || !t.Valid {
+	err := i.checkSignature(set, token, &c)
+	if errors.Is(err, errUnknownKid) && i.reload != nil && i.reload() {
+		c = sessionClaims{}
+		err = i.checkSignature(i.keys.Load(), token, &c)
+	}
+	if err != nil {
 		// c may be filled in, from a token whose signature is not known good.
 		return Claims{}, errInvalid()
 	}
-	// From here on the signature is ours.
-	err := i.validator.Validate(&c)
+	// From here on the signature is one of ours.
+	err = i.validator.Validate(&c)
 	if err == nil && c.ExpiresAt.After(c.IssuedAt.Time) {
 		return c.claims(), nil
 	}
@@ -342,16 +421,51 @@ type expiredError struct{ err *pos.Error }
 func (e *expiredError) Error() string   { return e.err.Error() }
 func (e *expiredError) Unwrap() []error { return []error{e.err, ErrExpired} }
 
-// keyFunc hands the parser our public key, and only for a token that names
-// it (kid) and the pinned algorithm.
-func (i *Issuer) keyFunc(t *jwt.Token) (any, error) {
+// errUnknownKid is in checkSignature's error when the token names a kid
+// that is not in the set.
+var errUnknownKid = errors.New("unknown kid")
+
+// checkSignature parses token into c and checks its algorithm, kid and
+// signature against set; nil means exactly that they are good.
+func (i *Issuer) checkSignature(set *signingKeys, token string, c *sessionClaims) error {
+	t, err := i.parser.ParseWithClaims(token, c, set.keyFunc)
+	if err == nil && !t.Valid {
+		err = errors.New("not valid")
+	}
+	return err
+}
+
+// keyFunc hands the parser the public key the token's kid names, and only
+// for the pinned algorithm.
+func (s *signingKeys) keyFunc(t *jwt.Token) (any, error) {
 	if t.Method != jwt.SigningMethodEdDSA {
 		return nil, errors.New("unexpected signing method")
 	}
-	if kid, _ := t.Header["kid"].(string); kid != i.kid {
-		return nil, errors.New("unknown kid")
+	kid, _ := t.Header["kid"].(string)
+	pub, ok := s.byKid[kid]
+	switch {
+	case ok:
+		return pub, nil
+	case !thumbprintShaped(kid):
+		return nil, errors.New("kid is no thumbprint") // no key of any set: not worth a reload
 	}
-	return i.pub, nil
+	return nil, errUnknownKid
+}
+
+// thumbprintShaped reports whether kid could be a Thumbprint: 43
+// base64url characters, a SHA-256 sum.
+func thumbprintShaped(kid string) bool {
+	if len(kid) != 43 {
+		return false
+	}
+	for i := 0; i < len(kid); i++ {
+		switch c := kid[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // wellFormed reports whether s is three base64url segments joined by dots

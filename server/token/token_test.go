@@ -245,8 +245,8 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("got iat %v, want %v", got.IssuedAt, want)
 			}
 
-			if h := strings.Split(tok, ".")[0]; h != iss.header {
-				t.Errorf("got header segment %q, want %q, which Verify need not read again", h, iss.header)
+			if h := strings.Split(tok, ".")[0]; h != iss.keys.Load().header {
+				t.Errorf("got header segment %q, want %q, which Verify need not read again", h, iss.keys.Load().header)
 			}
 			var header map[string]any
 			if err := json.Unmarshal(segment(t, tok, 0), &header); err != nil {
