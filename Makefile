@@ -6,7 +6,7 @@ WASM_DIR := $(GOROOT)/lib/wasm
 BUILD    := web/build
 WASM_SRC := $(shell find wasm server/protocol -name '*.go' -not -name '*_test.go')
 
-.PHONY: all build wasm run test test-go test-race test-e2e test-wasm chromium redis postgres fuzz bench clean
+.PHONY: all build wasm run run-cluster test test-go test-race test-e2e test-wasm chromium redis postgres fuzz bench clean
 
 all: build
 
@@ -33,6 +33,14 @@ $(BUILD)/idleguard.wasm.br: $(BUILD)/idleguard.wasm
 # http://globex.localhost:8080 (*.localhost is loopback in browsers and curl).
 run: build
 	./bin/idleguard -domain-suffix .localhost -demo -data ./data
+
+# The same two shops as a cluster (server/cmd/idlecluster): redis-server on
+# 6380, PostgreSQL in ./data/cluster on 5433, three nodes on 8081-8083 and
+# nginx on 8080 in front of them, from Debian's packages (installed when
+# root, else it stops with the command). Ctrl-C stops them all.
+run-cluster: build
+	$(GO) build -o bin/idlecluster ./server/cmd/idlecluster
+	./bin/idlecluster -bin bin/idleguard -dir ./data/cluster
 
 test: wasm chromium redis postgres test-go test-wasm
 
