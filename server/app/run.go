@@ -140,6 +140,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 // RunReady is Run with a callback that receives the listening address once
 // the server accepts connections (tests listen on :0).
 func RunReady(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, ready func(addr string)) error {
+	if len(args) > 1 && args[1] == "key" {
+		return runKey(ctx, args[2:], getenv, stdout, stderr)
+	}
 	if len(args) > 1 && (args[1] == "domain" || args[1] == "user" || args[1] == "group" || args[1] == "session") {
 		return runAdmin(ctx, args[1:], getenv, stdin, stdout, stderr)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"idleguard/server/token"
 	"io"
 	"log/slog"
 	"net"
@@ -68,6 +69,13 @@ func serve(ctx context.Context, o options, stdout io.Writer) error {
 	flushCtx, stopFlush := context.WithCancel(context.Background())
 	flushed := make(chan error, 1)
 	go func() { flushed <- svc.Run(flushCtx) }()
+	keysDone := make(chan struct{})
+	go func() {
+		defer close(keysDone)
+		if a.keys != nil {
+			a.keys.Run(flushCtx, token.ReloadInterval, log)
+		}
+	}()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -86,6 +94,7 @@ func serve(ctx context.Context, o options, stdout io.Writer) error {
 	if ferr := <-flushed; ferr != nil {
 		log.Error("final flush", "err", ferr)
 	}
+	<-keysDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

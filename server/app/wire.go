@@ -55,7 +55,8 @@ func openStore(ctx context.Context, dir, pgURL string) (pos.Store, error) {
 // the HTTP handler in front of them.
 type app struct {
 	db      pos.Store
-	layer   live.Layer // nil on a single node
+	layer   live.Layer     // nil on a single node
+	keys    *token.KeyRing // nil on a single node
 	svc     *sessions.Service
 	hub     *hub.Hub
 	handler http.Handler
@@ -83,13 +84,12 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 			return nil, err
 		}
 	}
-	key, err := token.LoadOrCreateKey(o.dataDir)
-	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
-	}
 	clk := clock.Real{}
 	sec := seclog.New(log, clk)
-	tokens := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: clk.Now})
+	tokens, ring, err := signingKeys(ctx, o, db, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience, Now: clk.Now})
+	if err != nil {
+		return nil, err
+	}
 	// The hub first: the service's idle clocks may sign a restored session
 	// out the moment they start.
 	h := hub.New(log, hub.Config{MaxPerSession: o.maxTabs, Refused: func(sid, why string) {
@@ -129,5 +129,24 @@ func newApp(ctx context.Context, o options, log *slog.Logger) (a *app, err error
 		}
 	}
 	handler := api.NewServer(log, api.Config{AllowedOrigins: origins, TrustedProxies: o.trusted, DomainSuffix: o.domainSuffix, Security: sec}, svc, assets)
-	return &app{db: db, layer: layer, svc: svc, hub: h, handler: handler, sec: sec}, nil
+	return &app{db: db, layer: layer, keys: ring, svc: svc, hub: h, handler: handler, sec: sec}, nil
+}
+
+// signingKeys is the token issuer: on one node its key is the data
+// directory's file; in a cluster every node shares the keys in PostgreSQL
+// (the first node creates one), and the ring reloads them so that a
+// rotation reaches every node.
+func signingKeys(ctx context.Context, o options, db pos.Store, cfg token.Config) (*token.Issuer, *token.KeyRing, error) {
+	if ks, ok := db.(pos.KeyStore); ok && o.postgres != "" {
+		ring, err := token.NewKeyRing(ctx, ks, cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("signing keys: %w", err)
+		}
+		return ring.Issuer(), ring, nil
+	}
+	key, err := token.LoadOrCreateKey(o.dataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing key: %w", err)
+	}
+	return token.New(key, cfg), nil, nil
 }
