@@ -179,8 +179,9 @@ func (c *cluster) startRedis(ctx context.Context) error {
 // (Started together on a fresh database, they collide seeding the demo
 // groups: PostgreSQL's PutGroup is not safe against itself.)
 func (c *cluster) startNodes(ctx context.Context) error {
-	// One -data for every node: it holds the signing key file, which
-	// every node must share to verify the others' tokens.
+	// One -data for every node, so that whatever a node keeps on disk is
+	// the same for all: the signing key file, where the build at hand does
+	// not keep the keys in PostgreSQL.
 	data := filepath.Join(c.cfg.dir, "node")
 	c.add()
 	for i := range nodes {
