@@ -214,13 +214,25 @@ func (h *storeHealth) ok(log *slog.Logger, now time.Time) {
 	}
 }
 
-// Ready reports whether the store takes writes; an error says since when
-// it has not. Pending writes are retried meanwhile.
+// Ready reports whether the store takes writes (an error says since when
+// it has not; pending writes are retried meanwhile) and, in a cluster,
+// whether the live layer answers.
 func (s *Service) Ready() error {
 	s.health.mu.Lock()
-	defer s.health.mu.Unlock()
-	if s.health.failing {
-		return fmt.Errorf("store failing since %s", s.health.since.UTC().Format(time.RFC3339))
+	failing, since := s.health.failing, s.health.since
+	s.health.mu.Unlock()
+	if failing {
+		return fmt.Errorf("store failing since %s", since.UTC().Format(time.RFC3339))
+	}
+	if s.cl != nil {
+		s.cl.mu.Lock()
+		layerFailing := s.cl.failing
+		s.cl.mu.Unlock()
+		if layerFailing {
+			// Deadlines are still kept, on this node's view; but its tabs
+			// are better served by a node that hears the others.
+			return errors.New("live layer unreachable")
+		}
 	}
 	return nil
 }
