@@ -79,6 +79,22 @@ func (c *cluster) quickCheck(ctx context.Context) error {
 		}
 		con.printf("quick check: socket %d open through nginx, first frame %q", i+1, short(frame))
 	}
+	// Signed out again, so that quick checks leave no sessions behind in
+	// ./data/cluster.
+	req, err = http.NewRequestWithContext(ctx, "POST", origin+"/api/logout", strings.NewReader("{}"))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", origin)
+	resp, err = client.Do(req)
+	if err != nil {
+		return fmt.Errorf("quick check: sign-out: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("quick check: POST %s/api/logout: got %s, want 2xx", origin, resp.Status)
+	}
 	upstreams, err := socketUpstreams(ctx, accessLog, logged, nodes)
 	if err != nil {
 		return fmt.Errorf("quick check: %w", err)
