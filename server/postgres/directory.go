@@ -27,6 +27,13 @@ func (db *DB) PutGroup(ctx context.Context, g pos.Group) error {
 			g.Domain, g.Name); err != nil {
 			return err
 		}
+		// One PutGroup of a group at a time (nodes starting together with
+		// -demo each put the same groups): without the row lock, two
+		// deletes see no rows and both inserts collide.
+		if _, err := tx.Exec(ctx,
+			`SELECT 1 FROM groups WHERE domain = $1 AND name = $2 FOR UPDATE`, g.Domain, g.Name); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx,
 			`DELETE FROM group_permissions WHERE domain = $1 AND group_name = $2`, g.Domain, g.Name); err != nil {
 			return err

@@ -40,6 +40,7 @@ func Contract(t *testing.T, impl Impl) {
 		{"Reopen", testReopen},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"ConcurrentActivity", testConcurrentActivity},
+		{"PutGroupTogether", testPutGroupTogether},
 		{"ErrorsWrapped", testErrorsWrapped},
 		{"UserChangesEndSessions", testUserChangesEndSessions},
 		{"SessionEndLog", testSessionEndLog},

@@ -173,3 +173,34 @@ func testErrorsWrapped(t *testing.T, c contract) {
 		t.Errorf("code: got %q, want %q", got, pos.EINTERNAL)
 	}
 }
+
+// testPutGroupTogether puts one group from many writers at once, as nodes
+// starting together with -demo do: every put succeeds and the group ends
+// with its permissions once each.
+func testPutGroupTogether(t *testing.T, c contract) {
+	ctx := context.Background()
+	db := c.open(t)
+	g := pos.Group{Domain: pos.DefaultDomain, Name: "staff", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}}
+	const writers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*5)
+	for range writers {
+		wg.Go(func() {
+			for range 5 {
+				errs <- db.PutGroup(ctx, g)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("PutGroup at once: got %v, want no error", err)
+		}
+	}
+	groups, err := db.Groups(ctx, pos.DefaultDomain)
+	mustNoErr(t, err)
+	if len(groups) != 1 || len(groups[0].Permissions) != 2 {
+		t.Fatalf("Groups: got %+v, want staff with its 2 permissions", groups)
+	}
+}
