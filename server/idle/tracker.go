@@ -29,7 +29,10 @@ type Rechecker interface {
 }
 
 // Clearer is what a Notifier may also be: told when a recheck found
-// activity elsewhere that ended a standing warning, so the tabs close it.
+// activity elsewhere that moved the deadline, so the tabs hear the new
+// one: st.WarningCleared when it ended the standing warning (the tabs
+// close it), else the warning stands with more time than the tabs were
+// told, whose own countdown must not run out first.
 type Clearer interface {
 	Cleared(sid string, st Status)
 }
@@ -289,28 +292,33 @@ func (t *Tracker) drop(e *entry) {
 
 // rechecked asks the Rechecker how long e has really been idle and moves
 // its last activity if another node saw later input; it returns the time
-// and the deadline then, and e's new status if a warning was cleared.
-// Called with t.mu held; it releases it for the question.
+// and the deadline then, and e's new status if the deadline moved
+// (WarningCleared set if that ended the warning). Called with t.mu held;
+// it releases it for the question.
 func (t *Tracker) rechecked(e *entry, now time.Time) (time.Time, time.Time, *Status) {
 	r, domain := t.recheck, e.dom.name
 	t.mu.Unlock()
 	idle, ok := r.Idle(domain, e.id)
 	t.mu.Lock()
 	now = t.clock.Now()
+	moved := false
 	if ok {
 		if at := now.Add(-idle); at.After(e.last) && !at.After(now) {
-			e.last = at
+			e.last, moved = at, true
 		}
 	}
 	p := e.dom.policy
 	deadline := p.Deadline(e.created, e.last)
-	if e.warned && deadline.Sub(now) > p.WarnLead() {
-		e.warned = false
-		st := t.status(e, now)
-		st.WarningCleared = true
-		return now, deadline, &st
+	if !moved {
+		return now, deadline, nil
 	}
-	return now, deadline, nil
+	cleared := e.warned && deadline.Sub(now) > p.WarnLead()
+	if cleared {
+		e.warned = false
+	}
+	st := t.status(e, now)
+	st.WarningCleared = cleared
+	return now, deadline, &st
 }
 
 // fire runs when e's timer is due: sign out, warn, or re-arm because
@@ -325,8 +333,8 @@ func (t *Tracker) fire(e *entry) {
 	p := e.dom.policy
 	deadline := p.Deadline(e.created, e.last)
 	if !now.Before(deadline) && t.recheck != nil {
-		var cleared *Status
-		if now, deadline, cleared = t.rechecked(e, now); e.gone || t.stopped {
+		var moved *Status
+		if now, deadline, moved = t.rechecked(e, now); e.gone || t.stopped {
 			t.mu.Unlock()
 			return
 		}
@@ -334,8 +342,8 @@ func (t *Tracker) fire(e *entry) {
 			// Input on another node that this one had not heard of.
 			t.arm(e, now)
 			t.mu.Unlock()
-			if c, ok := t.notify.(Clearer); ok && cleared != nil {
-				c.Cleared(e.id, *cleared)
+			if c, ok := t.notify.(Clearer); ok && moved != nil {
+				c.Cleared(e.id, *moved)
 			}
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"idleguard/server/clock"
 	"idleguard/server/idle"
 	"idleguard/server/live"
+	"idleguard/server/pos"
 	"idleguard/server/protocol"
 )
 
@@ -36,6 +37,7 @@ type cluster struct {
 
 	mu      sync.Mutex
 	pending map[string]pendingInput // by session id
+	ending  map[string]string       // ended here, revocation not yet stored: domain by session id
 	forget  map[string][]string     // ended sessions to drop, by domain
 	urgent  chan struct{}           // cap 1: flush now
 	failing bool                    // the layer's last call failed (logged once)
@@ -51,7 +53,8 @@ type pendingInput struct {
 const liveTimeout = 500 * time.Millisecond
 
 func newCluster(l live.Layer) *cluster {
-	return &cluster{layer: l, pending: make(map[string]pendingInput), forget: make(map[string][]string), urgent: make(chan struct{}, 1)}
+	return &cluster{layer: l, pending: make(map[string]pendingInput), ending: make(map[string]string),
+		forget: make(map[string][]string), urgent: make(chan struct{}, 1)}
 }
 
 // noteInput queues a session's input for the layer; urgent when another
@@ -128,9 +131,9 @@ func (s *Service) runCluster(ctx context.Context) {
 func (s *Service) flushInput(ctx context.Context) {
 	cl := s.cl
 	cl.mu.Lock()
-	forget := cl.forget
-	if len(forget) > 0 {
-		cl.forget = make(map[string][]string)
+	var forget map[string][]string // never cl.forget itself: it is read unlocked below
+	if len(cl.forget) > 0 {
+		forget, cl.forget = cl.forget, make(map[string][]string)
 	}
 	if len(cl.pending) == 0 {
 		cl.mu.Unlock()
@@ -336,14 +339,57 @@ func (s *Service) publishEnd(ctx context.Context, sid string, reason protocol.Re
 	s.publish(endSignal(sess.Domain, sid, reason))
 }
 
-// forgetLater queues an ended session for the layer to drop, with the next
-// flush of input.
+// forgetLater queues a session this node's idle clock ended for the layer
+// to drop, once its revocation is in the store (forgetStored): until then
+// the store calls it alive, and another node adopting it must find it on
+// the layer's clock, past its deadline, not fall back on the store's
+// last activity, a wall-clock time another node's clock may read as
+// recent.
 func (s *Service) forgetLater(domain, sid string) {
 	if s.cl == nil {
 		return
 	}
 	s.cl.mu.Lock()
-	s.cl.forget[domain] = append(s.cl.forget[domain], sid)
+	s.cl.ending[sid] = domain
 	delete(s.cl.pending, sid)
 	s.cl.mu.Unlock()
+}
+
+// forgetStored queues, for the next flush of input, the sessions of
+// revokes that forgetLater holds back: the flusher has stored them.
+func (s *Service) forgetStored(revokes []pos.Revocation) {
+	if s.cl == nil {
+		return
+	}
+	s.cl.mu.Lock()
+	defer s.cl.mu.Unlock()
+	for _, r := range revokes {
+		if domain, ok := s.cl.ending[r.SessionID]; ok {
+			delete(s.cl.ending, r.SessionID)
+			s.cl.forget[domain] = append(s.cl.forget[domain], r.SessionID)
+		}
+	}
+}
+
+// onLayerClock replaces each loaded session's last activity, a wall-clock
+// time of whichever node stored it (off by that node's clock, and read by
+// this one's), with the layer's record of it, a duration on the one time
+// base, as adopt does; a session the layer does not hold keeps the
+// store's. The first failure leaves the rest as stored: a node starting
+// while the layer is down must not wait liveTimeout per session. One call
+// per session: a batched Idle would make it one per domain.
+func (s *Service) onLayerClock(ctx context.Context, sessions []pos.Session) {
+	for i := range sessions {
+		sess := &sessions[i]
+		lctx, cancel := context.WithTimeout(ctx, liveTimeout)
+		d, ok, err := s.cl.layer.Idle(lctx, sess.Domain, sess.ID)
+		cancel()
+		if err != nil {
+			s.layerResult(err)
+			return
+		}
+		if ok {
+			sess.LastActivity = s.clock.Now().Add(-d)
+		}
+	}
 }

@@ -160,6 +160,9 @@ func New(ctx context.Context, log *slog.Logger, c clock.Clock, store pos.Store, 
 	if err != nil {
 		return nil, fmt.Errorf("sessions: load live sessions: %w", err)
 	}
+	if s.cl != nil {
+		s.onLayerClock(ctx, live)
+	}
 	now, future := c.Now(), 0
 	for _, sess := range live {
 		if sess.LastActivity.After(now) || sess.Created.After(now) {

@@ -138,8 +138,9 @@ func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Me
 // clockEvents is the service as the idle clock's Notifier (and Clearer).
 type clockEvents struct{ s *Service }
 
-// Cleared: a deadline's recheck found input on another node that ends the
-// warning this node's tabs show.
+// Cleared: a deadline's recheck found input on another node that moved
+// the deadline: this node's tabs close their warning, or count down from
+// the new time.
 func (e clockEvents) Cleared(sid string, st idle.Status) {
 	e.s.sockets.Send(sid, e.s.stateFrame(sid, st, st.RenewToken))
 }

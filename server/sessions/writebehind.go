@@ -153,6 +153,7 @@ func (s *Service) flushRevocations(ctx context.Context) error {
 	s.revokeMu.Lock()
 	s.revokes = slices.Delete(s.revokes, 0, len(revokes))
 	s.revokeMu.Unlock()
+	s.forgetStored(revokes)
 	return nil
 }
 
