@@ -10,6 +10,7 @@ import (
 
 	"idleguard/server/pos"
 	"idleguard/server/protocol"
+	"idleguard/server/token"
 )
 
 func TestLogin(t *testing.T) {
@@ -214,7 +215,9 @@ func TestExpiredTokenOfLiveSession(t *testing.T) {
 	if resp := f.serve(t, request("PUT", "/api/settings/jwt", `{"expiration_seconds":120}`, "Authorization", "Bearer "+admin)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("raise the setting: got %d %s", resp.StatusCode, readBody(t, resp))
 	}
-	f.clock.Advance(70 * time.Second) // exp was t0+60 s; the session ends at t0+120 s
+	// exp was t0+60 s (accepted until Leeway after it); the session ends
+	// at t0+120 s.
+	f.clock.Advance(60*time.Second + token.Leeway + 5*time.Second)
 
 	resp := f.getSession(t, "Authorization", "Bearer "+tok)
 	if resp.StatusCode != http.StatusOK || len(resp.Cookies()) != 0 {
@@ -226,8 +229,8 @@ func TestExpiredTokenOfLiveSession(t *testing.T) {
 	}
 	var body sessionResponse
 	decodeJSON(t, resp, &body)
-	if body.RemainingMs != 50000 {
-		t.Errorf("remaining: got %d ms, want 50000", body.RemainingMs)
+	if want := (60*time.Second - token.Leeway - 5*time.Second).Milliseconds(); body.RemainingMs != want {
+		t.Errorf("remaining: got %d ms, want %d", body.RemainingMs, want)
 	}
 	fresh := cookie(t, resp, CookieName).Value
 	if fresh == tok {

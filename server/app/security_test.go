@@ -23,6 +23,7 @@ import (
 	"idleguard/server/pos"
 	"idleguard/server/protocol"
 	"idleguard/server/sqlite"
+	"idleguard/server/token"
 )
 
 // Regression tests for the findings of the outside security test (issue 7),
@@ -420,7 +421,7 @@ func TestExpiredTokenOfLiveSession(t *testing.T) {
 	exp := time.Unix(int64(claimsOf(t, tok)["exp"].(float64)), 0)
 	// Keep the session busy until the first token is well past its exp
 	// (and past the verifier's leeway).
-	for time.Now().Before(exp.Add(6 * time.Second)) {
+	for time.Now().Before(exp.Add(token.Leeway + time.Second)) {
 		apptest.Send(t, ws, "activity ago=0")
 		time.Sleep(300 * time.Millisecond)
 	}

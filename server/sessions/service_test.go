@@ -108,8 +108,8 @@ func TestAuthenticateExpiredTokenOfLiveSession(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Authenticate the sign-in token after its exp: got %v, want accepted", err)
 	}
-	if !p.Expired || p.Remaining != 44*time.Second {
-		t.Fatalf("principal: got expired=%v remaining=%v, want expired with 44s left", p.Expired, p.Remaining)
+	if want := 110*time.Second - 50*time.Second - token.Leeway - 11*time.Second; !p.Expired || p.Remaining != want {
+		t.Fatalf("principal: got expired=%v remaining=%v, want expired with %v left", p.Expired, p.Remaining, want)
 	}
 	tok, claims, err := f.svc.Refresh(p)
 	if err != nil {

@@ -21,9 +21,9 @@
 // a passed exp with its claims and ErrExpired, and the caller decides by
 // the session's own state.
 //
-// iat, nbf and exp are checked with a Leeway of 5 s, so that a small step
-// of the wall clock (NTP stepping it back a second) does not refuse the
-// token just issued.
+// iat, nbf and exp are checked with a Leeway of 15 s, so that a step of
+// the wall clock (NTP stepping it back a second), or another node's clock
+// 10 s off, does not refuse the token just issued.
 //
 // Header and payload JSON are read strictly before the jwt parser sees them
 // (strict.go), so that no other verifier can read other claims from the
@@ -57,10 +57,12 @@ const MaxTokenLen = protocol.MaxTokenLen
 
 // Leeway is how far the clock may be off when Verify checks iat, nbf and
 // exp: a token is accepted from iat-Leeway and until exp+Leeway. It absorbs
-// a step of the wall clock between Issue and Verify (or between two nodes);
-// liveness is decided by the session, not by exp, so the extra seconds at
-// the end grant nothing.
-const Leeway = 5 * time.Second
+// a step of the wall clock between Issue and Verify, and the difference
+// between two nodes of a cluster: each may be 5 s off, so 10 s apart, and a
+// token one node just renewed must verify on the other at once. Liveness
+// is decided by the session, not by exp, so the extra seconds at the end
+// grant nothing.
+const Leeway = 15 * time.Second
 
 // ErrExpired is in the error chain of Verify's error for a token that is
 // valid in every way except that exp (plus Leeway) has passed; only then
