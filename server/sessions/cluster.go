@@ -35,12 +35,13 @@ import (
 type cluster struct {
 	layer live.Layer
 
-	mu      sync.Mutex
-	pending map[string]pendingInput // by session id
-	ending  map[string]string       // ended here, revocation not yet stored: domain by session id
-	forget  map[string][]string     // ended sessions to drop, by domain
-	urgent  chan struct{}           // cap 1: flush now
-	failing bool                    // the layer's last call failed (logged once)
+	mu         sync.Mutex
+	pending    map[string]pendingInput // by session id
+	ending     map[string]string       // ended here, revocation not yet stored: domain by session id
+	forget     map[string][]string     // ended sessions to drop, by domain
+	urgent     chan struct{}           // cap 1: flush now
+	failing    bool                    // the layer's last call failed (logged once)
+	subscribed bool                    // the layer's signals are heard (Ready waits for it)
 }
 
 type pendingInput struct {
@@ -94,13 +95,14 @@ func (s *Service) runCluster(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		first := true
+		// Every subscription, the first too, reads what may have been
+		// missed: a setting changed on another node between this node's
+		// start (New read the store) and its subscription is in no log.
 		err := cl.layer.Run(ctx, func(sig live.Signal) { s.deliver(ctx, sig) }, func() {
-			if first {
-				first = false // just loaded: nothing missed yet
-				return
-			}
 			s.resync(ctx)
+			cl.mu.Lock()
+			cl.subscribed = true
+			cl.mu.Unlock()
 		})
 		if err != nil && !errors.Is(err, live.ErrClosed) {
 			s.log.Error("live layer stopped", "err", err)
@@ -228,7 +230,7 @@ func (s *Service) deliver(ctx context.Context, sig live.Signal) {
 // sessions ended and domains changed are in the store's logs, settings are
 // read again; input is made up by the recheck at each deadline.
 func (s *Service) resync(ctx context.Context) {
-	s.log.Info("live layer reconnected: reading what may have been missed")
+	s.log.Info("live layer subscribed: reading what may have been missed")
 	s.readEnds(ctx)
 	if err := s.readDomains(ctx); err != nil {
 		s.log.Error("domain log", "err", err)

@@ -227,8 +227,11 @@ func (s *Service) Ready() error {
 	}
 	if s.cl != nil {
 		s.cl.mu.Lock()
-		layerFailing := s.cl.failing
+		layerFailing, subscribed := s.cl.failing, s.cl.subscribed
 		s.cl.mu.Unlock()
+		if !subscribed {
+			return errors.New("not yet subscribed to the live layer")
+		}
 		if layerFailing {
 			// Deadlines are still kept, on this node's view; but its tabs
 			// are better served by a node that hears the others.
