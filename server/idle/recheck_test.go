@@ -129,3 +129,103 @@ func TestRecheckOnlyAtTheDeadline(t *testing.T) {
 		t.Fatalf("asked %d times, want 1", other.asks)
 	}
 }
+
+// renewing is a recorder that is also told when the tabs' deadline is near
+// though the session lives on.
+type renewing struct{ recorder }
+
+func (r *renewing) Renew(sid string, st idle.Status) {
+	r.add(fmt.Sprintf("renew %s %v", sid, st.Remaining))
+}
+
+// Input early in a token's life moves the deadline past the token's exp
+// without asking for a renewal (that waits for half the token's life); the
+// tabs, told only that exp, must hear the later deadline a warning's lead
+// before it, once, and again only after the next token.
+func TestRenewBeforeTheTabsDeadline(t *testing.T) {
+	c := clock.NewFake(start)
+	r := &renewing{}
+	tr := idle.NewTracker(c, r)
+	p := idle.Policy{Expiration: time.Minute}
+	tr.SetPolicy(acme, p)
+	addSession(t, tr, c, "a")
+	tr.Renewed("a", start.Add(time.Minute)) // the sign-in's token
+	c.Advance(25 * time.Second)
+	if st, _ := tr.Touch("a", c.Now()); st.RenewToken {
+		t.Fatalf("input at 25 s: RenewToken set, want it left for later")
+	}
+	lead := p.WarnLead()
+	c.Advance(35*time.Second - lead - time.Microsecond)
+	wantEvents(t, &r.recorder)
+	c.Advance(time.Microsecond)
+	wantEvents(t, &r.recorder, fmt.Sprintf("renew a %v", 25*time.Second+lead))
+	// The service issued the renewed token: nothing more until the warning.
+	tr.Renewed("a", start.Add(85*time.Second))
+	c.Advance(25*time.Second - time.Microsecond)
+	wantEvents(t, &r.recorder)
+	c.Advance(time.Microsecond)
+	wantEvents(t, &r.recorder, fmt.Sprintf("warn a %v", lead))
+	c.Advance(lead)
+	wantEvents(t, &r.recorder, "expire a idle 1m0s")
+}
+
+// A Notifier that is not a Renewer is never asked, and a renewal that was
+// not followed by a token is not asked for again.
+func TestRenewAskedOnce(t *testing.T) {
+	c := clock.NewFake(start)
+	r := &renewing{}
+	tr := idle.NewTracker(c, r)
+	p := idle.Policy{Expiration: time.Minute}
+	tr.SetPolicy(acme, p)
+	addSession(t, tr, c, "a")
+	tr.Renewed("a", start.Add(time.Minute))
+	c.Advance(10 * time.Second)
+	tr.Touch("a", c.Now())
+	lead := p.WarnLead()
+	// The tabs' deadline is 60 s, the session's 70 s: asked at 60 s - lead.
+	c.Advance(50*time.Second - lead)
+	wantEvents(t, &r.recorder, fmt.Sprintf("renew a %v", 10*time.Second+lead))
+	// No token came (no socket, say): the next event is the warning.
+	c.Advance(10*time.Second - time.Microsecond)
+	wantEvents(t, &r.recorder)
+	c.Advance(time.Microsecond)
+	wantEvents(t, &r.recorder, fmt.Sprintf("warn a %v", lead))
+}
+
+// clearingRenewer is told both of rechecks that moved the deadline and of
+// renewals due.
+type clearingRenewer struct{ clearing }
+
+func (r *clearingRenewer) Renew(sid string, st idle.Status) {
+	r.add(fmt.Sprintf("renew %s %v", sid, st.Remaining))
+}
+
+// A recheck that finds input elsewhere tells the tabs through the Clearer,
+// with a token when one is due: that token is this one's renewal, and the
+// re-armed timer, due at once, does not ask for another, however late the
+// Clearer's token is recorded (on a real clock the timer runs while the
+// service is still issuing it).
+func TestRenewNotAskedAfterARecheckThatRenews(t *testing.T) {
+	c := clock.NewFake(start)
+	r := &clearingRenewer{}
+	tr := idle.NewTracker(c, r)
+	other := &elsewhere{c: c, last: make(map[string]time.Time)}
+	tr.SetRechecker(other)
+	p := idle.Policy{Expiration: time.Minute}
+	tr.SetPolicy(acme, p)
+	addSession(t, tr, c, "a")
+	tr.Renewed("a", start.Add(time.Minute))
+	lead := p.WarnLead()
+
+	c.Advance(time.Minute - lead)
+	wantEvents(t, &r.recorder, fmt.Sprintf("warn a %v", lead))
+	c.Advance(lead - 10*time.Second)
+	other.input(acme, "a", c.Now()) // at 50 s, on another node
+	c.Advance(10 * time.Second)
+	wantEvents(t, &r.recorder, "cleared a 50s")
+	tr.Renewed("a", start.Add(110*time.Second)) // the Clearer's token, recorded late
+	c.Advance(35*time.Second - time.Microsecond)
+	wantEvents(t, &r.recorder)
+	c.Advance(time.Microsecond)
+	wantEvents(t, &r.recorder, fmt.Sprintf("warn a %v", lead))
+}

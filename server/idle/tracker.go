@@ -28,6 +28,17 @@ type Rechecker interface {
 	Idle(domain, sid string) (idle time.Duration, ok bool)
 }
 
+// Renewer is what a Notifier may also be: told when the deadline the tabs
+// were last given (the newest token's exp) is near though the session
+// lives on, so that they hear the later one (a renewed token) before their
+// own fallback would end them. Input that moved the deadline early in a
+// token's life asks for no renewal (Status.RenewToken waits for half of
+// it), so without this an idle tab of a session kept alive by another tab
+// would count down to the old deadline.
+type Renewer interface {
+	Renew(sid string, st Status)
+}
+
 // Clearer is what a Notifier may also be: told when a recheck found
 // activity elsewhere that moved the deadline, so the tabs hear the new
 // one: st.WarningCleared when it ended the standing warning (the tabs
@@ -80,6 +91,7 @@ type entry struct {
 	created  time.Time
 	last     time.Time
 	tokenExp time.Time // exp of the newest token issued for the session
+	renewed  time.Time // the tokenExp a Renew was last asked for
 	timer    clock.Timer
 	warned   bool
 	dirty    bool
@@ -273,7 +285,25 @@ func (t *Tracker) arm(e *entry, now time.Time) {
 			next = now
 		}
 	}
+	if at, ok := t.renewAt(e, deadline); ok && at.Before(next) {
+		next = at
+		if next.Before(now) {
+			next = now
+		}
+	}
 	e.timer = t.clock.AfterFunc(next.Sub(now), func() { t.fire(e) })
+}
+
+// renewAt is when the tabs must hear of a deadline later than their token's
+// exp: a warning's lead before that exp. False when there is nothing to
+// tell (no token yet, or it ends within a second of the deadline) or it
+// was asked for already. Called with t.mu held.
+func (t *Tracker) renewAt(e *entry, deadline time.Time) (time.Time, bool) {
+	_, renewer := t.notify.(Renewer)
+	if !renewer || e.tokenExp.IsZero() || deadline.Sub(e.tokenExp) < time.Second || e.renewed.Equal(e.tokenExp) {
+		return time.Time{}, false
+	}
+	return e.tokenExp.Add(-e.dom.policy.WarnLead()), true
 }
 
 // drop forgets e. Called with t.mu held.
@@ -340,9 +370,16 @@ func (t *Tracker) fire(e *entry) {
 		}
 		if now.Before(deadline) {
 			// Input on another node that this one had not heard of.
+			c, clearer := t.notify.(Clearer)
+			if clearer && moved != nil && moved.RenewToken {
+				// The Clearer's token is this one's renewal: the timer
+				// armed here (due at once, the token near its end) must
+				// not ask for it again before that token is recorded.
+				e.renewed = e.tokenExp
+			}
 			t.arm(e, now)
 			t.mu.Unlock()
-			if c, ok := t.notify.(Clearer); ok && moved != nil {
+			if clearer && moved != nil {
 				c.Cleared(e.id, *moved)
 			}
 			return
@@ -364,7 +401,18 @@ func (t *Tracker) fire(e *entry) {
 		t.mu.Unlock()
 		t.notify.Warn(e.id, deadline.Sub(now))
 	default:
+		at, renew := t.renewAt(e, deadline)
+		renew = renew && !now.Before(at)
+		var st Status
+		if renew {
+			e.renewed = e.tokenExp
+			st = t.status(e, now)
+			st.RenewToken = true
+		}
 		t.arm(e, now)
 		t.mu.Unlock()
+		if renew {
+			t.notify.(Renewer).Renew(e.id, st)
+		}
 	}
 }

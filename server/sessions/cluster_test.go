@@ -60,7 +60,11 @@ func twoTabs(t *testing.T, c *clusterFixture, a, b *node) (in SignedIn, tabA, ta
 
 // Input on node a moves the deadline on node b, to the microsecond: b
 // signs its tab out neither at the old deadline nor a microsecond before
-// the new one, and at the new one with reason idle, as a does.
+// the new one, and at the new one with reason idle, as a does. The input
+// renewed no token (the last ended at the old deadline, 40 s on): a
+// warning's lead before that deadline each node's tab hears the new one,
+// with a token, as a tab idle there must, so that its own countdown does
+// not sign it out first.
 func TestClusterInputMovesTheDeadlineOnEveryNode(t *testing.T) {
 	c := newClusterFixture(t)
 	a, b := c.join(t, "a", 0), c.join(t, "b", 0)
@@ -74,6 +78,15 @@ func TestClusterInputMovesTheDeadlineOnEveryNode(t *testing.T) {
 		n.waitDeadline(t, sid, 80*time.Second)
 	}
 
+	c.advanceTo(45*time.Second - time.Microsecond)
+	for _, n := range []*node{a, b} {
+		wantLines(t, "node "+n.id+" before the old deadline-WarnLead", n.socks.take(sid))
+	}
+	renewed := state(35000) + " token=JWT"
+	c.advanceTo(45 * time.Second)
+	for _, n := range []*node{a, b} {
+		wantLines(t, "node "+n.id+" at the old deadline-WarnLead", n.socks.take(sid), "send "+renewed)
+	}
 	c.advanceTo(60 * time.Second) // the old deadline
 	for _, n := range []*node{a, b} {
 		wantLines(t, "node "+n.id+" at the old deadline", n.socks.take(sid))
@@ -90,8 +103,8 @@ func TestClusterInputMovesTheDeadlineOnEveryNode(t *testing.T) {
 	for _, n := range []*node{a, b} {
 		wantLines(t, "node "+n.id+" at the new deadline", n.socks.take(sid), "signout idle 60")
 	}
-	wantLines(t, "tab on a", tabA.take(), append([]string{"warning remaining=15000"}, idleEnd...)...)
-	wantLines(t, "tab on b", tabB.take(), append([]string{"warning remaining=15000"}, idleEnd...)...)
+	wantLines(t, "tab on a", tabA.take(), append([]string{renewed, "warning remaining=15000"}, idleEnd...)...)
+	wantLines(t, "tab on b", tabB.take(), append([]string{renewed, "warning remaining=15000"}, idleEnd...)...)
 	if got := b.endedReason(t, in.Token); got != protocol.ReasonIdle {
 		t.Errorf("Authenticate on b after the deadline: got reason %v, want idle", got)
 	}
@@ -154,9 +167,13 @@ func TestClusterWarningClosedByActionOnAnotherNode(t *testing.T) {
 		tabA.activity(0)
 		c.tick(t)
 		b.layer.dropActivity.Store(false)
+		c.advanceTo(45*time.Second - time.Microsecond)
+		wantLines(t, "tab on a before its token's exp-WarnLead", tabA.take())
 		c.advanceTo(45 * time.Second)
 		wantLines(t, "tab on b, warned early", tabB.take(), "warning remaining=15000")
-		wantLines(t, "tab on a, not warned", tabA.take())
+		// The input renewed no token on a (the sign-in's had 50 s left):
+		// a warning's lead before it ends, a's tab hears t0+70 s.
+		wantLines(t, "tab on a, not warned", tabA.take(), state(25000)+" token=JWT")
 
 		c.advanceTo(50 * time.Second)
 		tabA.activity(0)
@@ -295,8 +312,13 @@ func TestClusterRecheckFindsInputWhoseSignalWasLost(t *testing.T) {
 		t.Fatalf("b's deadline: got %v, want the old t0+60s", got.Sub(t0))
 	}
 
+	c.advanceTo(45*time.Second - time.Microsecond)
+	wantLines(t, "tab on a before its token's exp-WarnLead", tabA.take())
 	c.advanceTo(45 * time.Second)
 	wantLines(t, "tab on b, warned on the old deadline", tabB.take(), "warning remaining=15000")
+	// a's input renewed no token (the last had 50 s left): a warning's
+	// lead before it ends, a's tab hears the deadline the input set.
+	wantLines(t, "tab on a at its token's exp-WarnLead", tabA.take(), state(25000)+" token=JWT")
 	c.advanceTo(55 * time.Second)
 	wantLines(t, "tab on a, warned on the true deadline", tabA.take(), "warning remaining=15000")
 	c.advanceTo(60 * time.Second)
@@ -399,7 +421,10 @@ func TestClusterAdoptsSessionsOfAnotherNode(t *testing.T) {
 // adopted 100 ms after the sign-in, once it is on the layer's clock), ends
 // on every node at its true deadline, not a microsecond before, not a
 // microsecond after. Each node's deadline reads differently on its own
-// clock, by its skew.
+// clock, by its skew. a and b each renewed a token with the input (b for
+// its own; a, which had issued none, on hearing of it); c, whose sign-in
+// token had almost 40 s left then, renews it a warning's lead before it
+// ends, at t0+45 s on the layer's clock (t0+40 s on c's own).
 func TestClusterClockSkew(t *testing.T) {
 	c := newClusterFixture(t)
 	a, b, n3 := c.join(t, "a", 0), c.join(t, "b", 5*time.Second), c.join(t, "c", -5*time.Second)
@@ -423,6 +448,13 @@ func TestClusterClockSkew(t *testing.T) {
 		n.socks.take(sid)
 		tabs[n].take()
 	}
+	c.advanceTo(45*time.Second - time.Microsecond)
+	for _, n := range nodes {
+		wantLines(t, "node "+n.id+" before c's token's exp-WarnLead", n.socks.take(sid))
+	}
+	renewed := state(35000) + " token=JWT"
+	c.advanceTo(45 * time.Second)
+	wantLines(t, "node c at its token's exp-WarnLead", n3.socks.take(sid), "send "+renewed)
 	c.advanceTo(80*time.Second - time.Microsecond)
 	for _, n := range nodes {
 		wantLines(t, "node "+n.id+" before the deadline", n.socks.take(sid), "send warning remaining=15000")
@@ -430,7 +462,11 @@ func TestClusterClockSkew(t *testing.T) {
 	c.advanceTo(80 * time.Second)
 	for _, n := range nodes {
 		wantLines(t, "node "+n.id+" at the deadline", n.socks.take(sid), "signout idle 60")
-		wantLines(t, "tab on "+n.id, tabs[n].take(), append([]string{"warning remaining=15000"}, idleEnd...)...)
+		want := append([]string{"warning remaining=15000"}, idleEnd...)
+		if n == n3 {
+			want = append([]string{renewed}, want...)
+		}
+		wantLines(t, "tab on "+n.id, tabs[n].take(), want...)
 	}
 }
 

@@ -29,6 +29,10 @@ func (f *fixture) openTill(t *testing.T, user string) till {
 
 // Raising the Expiration Time tells every session its new remaining time,
 // one state frame each, ends a standing warning, and moves the next one.
+// Each session's token still ends where the old time put it, before the
+// new deadline: a warning's lead (now 30 s) before that, its tabs get a
+// token that lasts to the deadline, with their remaining time; a's token
+// ends within the new lead already, so a's comes at once.
 func TestSettingRaised(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
@@ -58,8 +62,25 @@ func TestSettingRaised(t *testing.T) {
 		wantLines(t, "tab "+tc.name, tc.till.tab.take(), want)
 	}
 
+	renewed := func(till till, ms int64) string {
+		return fmt.Sprintf("%s send state remaining=%d expiration=120 warn=30000 report=5000 token=JWT", till.sid, ms)
+	}
+	f.clock.Advance(0)
+	wantLines(t, "a's renewal, its token ending at t0+60 s", f.socks.takeAll(), renewed(a, 70000))
+	f.wantTokenTo(t, a.sid, 120*time.Second)
+	f.clock.Advance(10*time.Second - time.Millisecond)
+	wantLines(t, "before b's token's exp-WarnLead", f.socks.takeAll())
+	f.clock.Advance(time.Millisecond)
+	wantLines(t, "b's renewal, its token ending at t0+90 s", f.socks.takeAll(), renewed(b, 90000))
+	f.wantTokenTo(t, b.sid, 150*time.Second)
+	f.clock.Advance(20*time.Second - time.Millisecond)
+	wantLines(t, "before c's token's exp-WarnLead", f.socks.takeAll())
+	f.clock.Advance(time.Millisecond)
+	wantLines(t, "c's renewal, its token ending at t0+110 s", f.socks.takeAll(), renewed(c, 90000))
+	f.wantTokenTo(t, c.sid, 170*time.Second)
+
 	// a's warning now comes 30 s before its new deadline, at t0+90 s.
-	f.clock.Advance(40*time.Second - time.Millisecond)
+	f.clock.Advance(10*time.Second - time.Millisecond)
 	wantLines(t, "before a's new warning", f.socks.takeAll())
 	f.clock.Advance(time.Millisecond)
 	wantLines(t, "a's new warning", f.socks.takeAll(), a.sid+" send warning remaining=30000")

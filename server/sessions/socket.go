@@ -135,14 +135,27 @@ func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Me
 	return m
 }
 
-// clockEvents is the service as the idle clock's Notifier (and Clearer).
+// clockEvents is the service as the idle clock's Notifier (and Clearer,
+// and Renewer: the tracker finds those by assertion, so the compiler
+// checks them here).
 type clockEvents struct{ s *Service }
+
+var (
+	_ idle.Clearer = clockEvents{}
+	_ idle.Renewer = clockEvents{}
+)
 
 // Cleared: a deadline's recheck found input on another node that moved
 // the deadline: this node's tabs close their warning, or count down from
 // the new time.
 func (e clockEvents) Cleared(sid string, st idle.Status) {
 	e.s.sockets.Send(sid, e.s.stateFrame(sid, st, st.RenewToken))
+}
+
+// Renew: the tabs' deadline (their token's exp) is near but the session
+// lives on: they hear the later one, with a token that lasts to it.
+func (e clockEvents) Renew(sid string, st idle.Status) {
+	e.s.sockets.Send(sid, e.s.stateFrame(sid, st, true))
 }
 
 // Warn: the session's warning is due.

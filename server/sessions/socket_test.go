@@ -49,11 +49,74 @@ func TestActivityMovesTheDeadline(t *testing.T) {
 	c.frame(protocol.Message{Kind: protocol.Sync})
 	wantLines(t, "sync after an older input", c.take(), state(58000))
 
-	f.clock.Advance(43*time.Second - time.Millisecond)
+	// The last token, renewed at t0+90 s, ends at t0+150 s, the tabs'
+	// deadline as far as the service knows: a warning's lead before it
+	// they hear the true one, t0+163 s, with a token that lasts to it.
+	f.clock.Advance(30*time.Second - time.Millisecond)
+	wantLines(t, "just before the tabs' deadline-WarnLead", f.socks.take(sid))
+	f.clock.Advance(time.Millisecond)
+	renewed := state(28000) + " token=JWT"
+	wantLines(t, "at the tabs' deadline-WarnLead", f.socks.take(sid), "send "+renewed)
+	wantLines(t, "the socket at the tabs' deadline-WarnLead", c.take(), renewed)
+	f.wantTokenTo(t, sid, 163*time.Second)
+
+	f.clock.Advance(13*time.Second - time.Millisecond)
 	wantLines(t, "just before the warning", f.socks.take(sid))
 	f.clock.Advance(time.Millisecond)
 	wantLines(t, "at deadline-WarnLead", f.socks.take(sid), "send warning remaining=15000")
 	wantLines(t, "the socket at the warning", c.take(), "warning remaining=15000")
+}
+
+// wantTokenTo checks that the newest token sent to session sid's tabs is
+// valid and ends at t0+at, the deadline it was issued for.
+func (f *fixture) wantTokenTo(t *testing.T, sid string, at time.Duration) {
+	t.Helper()
+	toks := f.socks.renewed(sid)
+	if len(toks) == 0 {
+		t.Fatalf("no token sent to %s, want one ending at t0+%v", ShortID(sid), at)
+	}
+	claims, err := f.svc.tokens.Verify(toks[len(toks)-1])
+	if err != nil || claims.SessionID != sid || !claims.ExpiresAt.Equal(t0.Add(at)) {
+		t.Errorf("newest token: got sid %s exp t0+%v (%v), want %s, t0+%v", ShortID(claims.SessionID), claims.ExpiresAt.Sub(t0), err, ShortID(sid), at)
+	}
+}
+
+// An idle tab of a session another tab keeps alive hears the deadline
+// that tab's input set before its own runs out: input in tab a at t0+25 s
+// moves the deadline to t0+85 s but renews no token (the sign-in's, to
+// t0+60 s, has more than half its life left), so tab b knows only t0+60 s,
+// and the page signs itself out 2 s after the deadline it knows, should
+// the server fall silent. A warning's lead before t0+60 s every tab hears
+// t0+85 s with a token to it; nothing signs out until then.
+func TestIdleTabHearsTheDeadlineAnotherTabMoved(t *testing.T) {
+	f := newFixture(t)
+	sid := f.login(t, "cashier").Claims.SessionID
+	a, _ := f.connect(t, sid)
+	b, _ := f.connect(t, sid)
+
+	f.clock.Advance(25 * time.Second)
+	a.activity(0)
+	wantLines(t, "input in tab a", f.socks.take(sid))
+	wantLines(t, "tab b after tab a's input", b.take())
+
+	f.clock.Advance(20*time.Second - time.Millisecond)
+	wantLines(t, "before t0+60s-WarnLead", f.socks.take(sid))
+	f.clock.Advance(time.Millisecond)
+	renewed := state(40000) + " token=JWT" // t0+85 s
+	wantLines(t, "at t0+60s-WarnLead", f.socks.take(sid), "send "+renewed)
+	wantLines(t, "tab a", a.take(), renewed)
+	wantLines(t, "tab b, idle", b.take(), renewed)
+	f.wantTokenTo(t, sid, 85*time.Second)
+
+	f.clock.Advance(25*time.Second - time.Millisecond)
+	wantLines(t, "before the warning", f.socks.take(sid))
+	f.clock.Advance(time.Millisecond)
+	wantLines(t, "at t0+85s-WarnLead", f.socks.take(sid), "send warning remaining=15000")
+	f.clock.Advance(15*time.Second - time.Microsecond)
+	wantLines(t, "a microsecond before t0+85s", f.socks.take(sid))
+	f.clock.Advance(time.Microsecond)
+	wantLines(t, "at t0+85s", f.socks.take(sid), "signout idle 60")
+	wantLines(t, "tab b", b.take(), "warning remaining=15000", "logout reason=idle expiration=60", "close 4001 idle")
 }
 
 // The warning reaches every tab; input in one of them ends it in all of
