@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"idleguard/server/pos"
 	"idleguard/server/sessions"
@@ -49,10 +52,31 @@ type errorDetail struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// codeUnavailable is the code of a 503: the store cannot be reached.
+const codeUnavailable = "unavailable"
+
+// storeUnreachable reports whether an internal error is the store's
+// network failing rather than a fault: a connection refused, reset or
+// timed out (a net.Error in the chain), one that ended mid-message, or
+// one the driver had already closed for that (pgx's ErrConnClosed). Only
+// a networked store (a cluster's PostgreSQL) fails so, and the client may
+// try again. The driver's sentinel is matched here, not mapped by the
+// store, because pos has no code for it yet.
+func storeUnreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed)
+}
+
 // writeError answers with err's status and message; an internal error is
-// logged and shown only as "internal error".
+// logged and shown only as "internal error", or as 503 when the store
+// cannot be reached.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := pos.ErrorCode(err)
+	if code == pos.EINTERNAL && storeUnreachable(err) {
+		s.log.Error("store unreachable", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: codeUnavailable, Message: "the store is unreachable; try again"}})
+		return
+	}
 	detail := errorDetail{Code: code, Message: pos.ErrorMessage(err)}
 	var ge *pos.Error
 	if errors.As(err, &ge) {
