@@ -416,3 +416,22 @@ func (t *Tracker) fire(e *entry) {
 		}
 	}
 }
+
+// Age is a tracked session and how long ago its last activity was.
+type Age struct {
+	Domain, SessionID string
+	Ago               time.Duration
+}
+
+// Ages lists every tracked session with its idle time now: what a node
+// records again in a shared clock that lost its records (a Redis restart).
+func (t *Tracker) Ages() []Age {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Age, 0, len(t.sessions))
+	for id, e := range t.sessions {
+		out = append(out, Age{Domain: e.dom.name, SessionID: id, Ago: max(now.Sub(e.last), 0)})
+	}
+	return out
+}

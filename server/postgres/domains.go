@@ -39,6 +39,8 @@ func (db *DB) AddDomain(ctx context.Context, name string, at time.Time) error {
 
 // Domains lists every domain by name.
 func (db *DB) Domains(ctx context.Context) ([]pos.Domain, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	rows, _ := db.pool.Query(ctx, `SELECT name, created FROM domains ORDER BY name`)
 	domains, err := collect(rows, func(row pgx.CollectableRow) (pos.Domain, error) {
 		var d pos.Domain

@@ -33,6 +33,8 @@ const keysLock int64 = 0x69646c656b6579
 func (db *DB) EnsureSigningKey(ctx context.Context, gen func() (ed25519.PrivateKey, error), at time.Time) error {
 	const op = "ensure signing key"
 	var n int
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM signing_keys`).Scan(&n); err != nil || n > 0 {
 		return wrap(op, err)
 	}
@@ -96,6 +98,8 @@ func wellFormedKey(k ed25519.PrivateKey) bool {
 // thumbprint is refused, not handed to a verifier.
 func (db *DB) SigningKeys(ctx context.Context) ([]pos.SigningKey, error) {
 	const op = "signing keys"
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	rows, _ := db.pool.Query(ctx, `
 		SELECT kid, seed, created, retired_at FROM signing_keys
 		ORDER BY retired_at DESC NULLS FIRST, created DESC, kid`)
@@ -131,6 +135,8 @@ func (db *DB) SigningKeys(ctx context.Context) ([]pos.SigningKey, error) {
 // DropRetiredKeys deletes the keys retired before retiredBefore; the
 // current key's retired_at is NULL, which no comparison matches.
 func (db *DB) DropRetiredKeys(ctx context.Context, retiredBefore time.Time) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	tag, err := db.pool.Exec(ctx, `DELETE FROM signing_keys WHERE retired_at < $1`, millis(retiredBefore))
 	if err != nil {
 		return 0, wrap("drop retired keys", err)

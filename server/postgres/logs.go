@@ -34,6 +34,8 @@ func readLog[T any](ctx context.Context, db *DB, op, from string, after int64, l
 	if limit <= 0 {
 		return nil, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	rows, _ := db.pool.Query(ctx, `SELECT `+from+` WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	entries, err := collect(rows, scan)
 	return entries, wrap(op, err)
@@ -44,6 +46,8 @@ func readLog[T any](ctx context.Context, db *DB, op, from string, after int64, l
 // seq that none to come is below).
 func lastSeq(ctx context.Context, db *DB, op, table string) (int64, error) {
 	var seq int64
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	err := db.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM `+table).Scan(&seq)
 	return seq, wrap(op, err)
 }

@@ -91,7 +91,15 @@ func (db *DB) read(ctx context.Context, op string, fn func(tx pgx.Tx) error) err
 	return wrap(op, db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn))
 }
 
+// callTimeout bounds every transaction, whatever the caller's context: a
+// PostgreSQL that has gone silent (a partition, not a refusal) must fail
+// sign-ins and setting changes with a clear error, and never hold a
+// socket's reader or a node's shutdown.
+const callTimeout = 5 * time.Second
+
 func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	tx, err := db.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err

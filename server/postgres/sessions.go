@@ -48,6 +48,8 @@ const sessionColumns = `domain, id, user_id, username, created, last_activity, r
 // Session returns one session, revoked or not, with its domain
 // (ENOTFOUND).
 func (db *DB) Session(ctx context.Context, id string) (pos.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	rows, _ := db.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id)
 	s, err := pgx.CollectOneRow(rows, scanSession)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -59,6 +61,9 @@ func (db *DB) Session(ctx context.Context, id string) (pos.Session, error) {
 // LiveSessions returns every session not revoked, of every domain, oldest
 // first.
 func (db *DB) LiveSessions(ctx context.Context) ([]pos.Session, error) {
+	// Every live session of every domain: a start's one long read.
+	ctx, cancel := context.WithTimeout(ctx, 10*callTimeout)
+	defer cancel()
 	rows, _ := db.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE NOT revoked ORDER BY created, id`)
 	sessions, err := collect(rows, scanSession)
 	return sessions, wrap("live sessions", err)
@@ -180,7 +185,9 @@ func (db *DB) PurgeSessions(ctx context.Context, revokedBefore time.Time) (int, 
 func (db *DB) purge(ctx context.Context, op, query string, cutoff int64) (int, error) {
 	total := 0
 	for {
-		tag, err := db.pool.Exec(ctx, query, cutoff, purgeBatchRows)
+		bctx, cancel := context.WithTimeout(ctx, callTimeout)
+		tag, err := db.pool.Exec(bctx, query, cutoff, purgeBatchRows)
+		cancel()
 		if err != nil {
 			return total, wrap(op, err)
 		}

@@ -231,6 +231,7 @@ func (s *Service) deliver(ctx context.Context, sig live.Signal) {
 // read again; input is made up by the recheck at each deadline.
 func (s *Service) resync(ctx context.Context) {
 	s.log.Info("live layer subscribed: reading what may have been missed")
+	s.rerecord(ctx)
 	s.readEnds(ctx)
 	if err := s.readDomains(ctx); err != nil {
 		s.log.Error("domain log", "err", err)
@@ -244,6 +245,28 @@ func (s *Service) resync(ctx context.Context) {
 	for _, n := range names {
 		if err := s.reloadSettings(ctx, n); err != nil {
 			s.log.Error("reload setting", "domain", n, "err", err)
+		}
+	}
+}
+
+// rerecord writes this node's view of every tracked session's last input
+// into the layer again (max semantics: newer input there stands), so that
+// a Redis that restarted empty holds what the nodes know rather than
+// leaving an adopting node to the store's wall-clock record.
+func (s *Service) rerecord(ctx context.Context) {
+	const chunk = 10000
+	ages := s.tracker.Ages()
+	for i := 0; i < len(ages); i += chunk {
+		batch := make([]live.Activity, 0, min(chunk, len(ages)-i))
+		for _, a := range ages[i:min(i+chunk, len(ages))] {
+			batch = append(batch, live.Activity{Domain: a.Domain, SessionID: a.SessionID, Ago: a.Ago})
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*liveTimeout)
+		err := s.cl.layer.Record(rctx, batch)
+		cancel()
+		if err != nil {
+			s.layerResult(err)
+			return
 		}
 	}
 }
@@ -296,7 +319,20 @@ func (c sharedClock) Idle(domain, sid string) (time.Duration, bool) {
 	defer cancel()
 	d, ok, err := c.s.cl.layer.Idle(ctx, domain, sid)
 	c.s.layerResult(err)
-	return d, ok && err == nil
+	if err == nil {
+		return d, ok
+	}
+	// The layer cannot answer (Redis unreachable): the store's record of
+	// last activity, which every node writes behind each second, still
+	// holds input this node never heard of; it is on the writers' wall
+	// clocks, so it is the fallback, not the rule.
+	sctx, scancel := context.WithTimeout(context.Background(), liveTimeout)
+	defer scancel()
+	sess, serr := c.s.store.Session(sctx, sid)
+	if serr != nil || sess.Revoked {
+		return 0, false
+	}
+	return max(c.s.clock.Now().Round(0).Sub(sess.LastActivity), 0), true
 }
 
 // adopt starts tracking a session this node does not know (signed in on

@@ -124,7 +124,11 @@ func (s *Service) stateFrame(sid string, st idle.Status, renew bool) protocol.Me
 		ReportMs:    p.ReportEvery().Milliseconds(),
 	}
 	if renew {
-		if sess, err := s.store.Session(context.Background(), sid); err == nil {
+		// Bounded: the frame waits for it, and a socket's reader with it.
+		ctx, cancel := context.WithTimeout(context.Background(), liveTimeout)
+		sess, err := s.store.Session(ctx, sid)
+		cancel()
+		if err == nil {
 			if tok, _, err := s.issue(sess, st.Deadline); err == nil {
 				m.Token = tok
 			} else {
