@@ -6,7 +6,7 @@ WASM_DIR := $(GOROOT)/lib/wasm
 BUILD    := web/build
 WASM_SRC := $(shell find wasm server/protocol -name '*.go' -not -name '*_test.go')
 
-.PHONY: all build wasm run run-cluster test test-go test-race test-e2e test-wasm chromium redis postgres fuzz bench clean
+.PHONY: all build wasm run run-cluster test test-go test-race test-e2e test-wasm chromium redis postgres fuzz bench bench-cluster clean
 
 all: build
 
@@ -90,6 +90,13 @@ BENCHFLAGS ?=
 bench: build
 	$(GO) build -o bin/idleload ./server/cmd/idleload
 	./bin/idleload -server-bin bin/idleguard $(BENCHFLAGS)
+
+# The cluster table (docs/BENCHMARKS.md): 100,000 sockets on 6 nodes sharing
+# one redis-server and one PostgreSQL from Debian's packages (installed when
+# root, as make test does), then one node alone, in under 10 minutes.
+bench-cluster: build redis postgres
+	$(GO) build -o bin/idleload ./server/cmd/idleload
+	./bin/idleload -server-bin bin/idleguard -cluster $(BENCHFLAGS)
 
 clean:
 	rm -rf bin $(BUILD)/idleguard.wasm* $(BUILD)/wasm_exec.js*

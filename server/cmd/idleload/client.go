@@ -46,6 +46,9 @@ type planSocket struct {
 	// Host, when set, is the Host (and Origin) the socket is opened with:
 	// the domain it is for, as a browser on dNNNN.localhost would send.
 	Host string `json:"host,omitempty"`
+	// URL, when set, is the node the socket opens on (the cluster table:
+	// a session's two tabs on two nodes), instead of the plan's IGURL.
+	URL string `json:"url,omitempty"`
 }
 
 type command struct {
@@ -56,6 +59,11 @@ type command struct {
 	// SkipLate: connect only the sockets outside the sign-out group (their
 	// sessions have ended).
 	SkipLate bool `json:"skip_late,omitempty"`
+	// Spread: "send" writes to a slice of the sockets every spreadTick,
+	// each socket once per 1/Rate, instead of to all of them at once each
+	// 1/Rate (the cluster table's rates are below one frame a second, where
+	// rounds would come in bursts seconds apart).
+	Spread bool `json:"spread,omitempty"`
 }
 
 // socketReport is one socket's story, for the orchestrator to judge.
@@ -74,6 +82,10 @@ type socketReport struct {
 	// it arrived (Unix ns) and the Expiration Time it carried.
 	StateAt  int64 `json:"state_at,omitempty"`
 	StateExp int64 `json:"state_exp,omitempty"`
+	// OpenAt and EndAt are when the socket opened and when its reader
+	// ended (Unix ns), for sockets that ended.
+	OpenAt int64 `json:"open_at,omitempty"`
+	EndAt  int64 `json:"end_at,omitempty"`
 }
 
 type reply struct {
@@ -86,6 +98,7 @@ type reply struct {
 	Sent    int64          `json:"sent,omitempty"`
 	Errors  int64          `json:"errors,omitempty"`
 	Dropped int64          `json:"dropped,omitempty"`
+	Alive   int64          `json:"alive,omitempty"` // "send": the sockets it wrote to
 	Sockets []socketReport `json:"sockets,omitempty"`
 }
 
@@ -112,6 +125,8 @@ type csock struct {
 	mark     int64
 	stateAt  int64
 	stateExp int64
+	openAt   int64
+	endAt    int64
 }
 
 // readBufs hold one frame while a reader looks at it; an echo batch of
@@ -127,6 +142,7 @@ func (s *csock) readLoop() {
 		now := time.Now()
 		if err != nil {
 			s.mu.Lock()
+			s.endAt = now.UnixNano()
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
 				s.code = ce.Code
@@ -248,6 +264,9 @@ func (cl *client) connect(c command) reply {
 				u, h := cl.plan.EchoURL, http.Header{}
 				if s.ps.Srv == "ig" {
 					u = cl.plan.IGURL
+					if s.ps.URL != "" {
+						u = s.ps.URL
+					}
 					h.Set("Authorization", "Bearer "+s.ps.Token)
 					if s.ps.Host != "" {
 						h.Set("Host", s.ps.Host) // gorilla sends it as the request's Host
@@ -278,6 +297,9 @@ func (cl *client) connect(c command) reply {
 				mu.Unlock()
 				if err == nil {
 					s.ws = ws
+					s.mu.Lock()
+					s.openAt = time.Now().UnixNano()
+					s.mu.Unlock()
 					go s.readLoop()
 				}
 			}
@@ -318,6 +340,9 @@ func (cl *client) send(c command) reply {
 		}
 	}
 	interval := time.Duration(float64(time.Second) / c.Rate)
+	if c.Spread {
+		return cl.spread(c, socks, interval)
+	}
 	start := time.Now()
 	end := start.Add(time.Duration(c.Ms) * time.Millisecond)
 	next := start
@@ -351,6 +376,54 @@ func (cl *client) send(c command) reply {
 	return reply{Cmd: "send", Client: cl.plan.Client, Sent: sent, Errors: errs, Dropped: dropped, Ms: elapsed.Milliseconds()}
 }
 
+// spreadTick is how often a spread "send" writes its next slice.
+const spreadTick = 20 * time.Millisecond
+
+// spread is send with each round spread evenly over its interval: every
+// spreadTick the next interval/spreadTick-th of the sockets is written.
+// A tick that falls behind is not caught up, so no socket is written more
+// often than once an interval.
+func (cl *client) spread(c command, socks []*csock, interval time.Duration) reply {
+	start := time.Now()
+	end := start.Add(time.Duration(c.Ms) * time.Millisecond)
+	perTick := float64(len(socks)) * float64(spreadTick) / float64(interval)
+	var sent, errs int64
+	var owed float64
+	k := 0
+	next := start
+	for time.Now().Before(end) && len(socks) > 0 {
+		owed += perTick
+		for ; owed >= 1; owed-- {
+			s := socks[k]
+			k = (k + 1) % len(socks)
+			if s.dead.Load() {
+				continue
+			}
+			if err := s.ws.WritePreparedMessage(activityFrame); err != nil {
+				errs++
+				s.dead.Store(true)
+				continue
+			}
+			sent++
+		}
+		next = next.Add(spreadTick)
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		} else if -d > spreadTick {
+			next = time.Now() // behind: skip what was owed
+			owed = 0
+		}
+	}
+	elapsed := time.Since(start)
+	var dropped int64
+	for _, s := range socks {
+		if s.dead.Load() {
+			dropped++
+		}
+	}
+	return reply{Cmd: "send", Client: cl.plan.Client, Sent: sent, Errors: errs, Dropped: dropped, Alive: int64(len(socks)), Ms: elapsed.Milliseconds()}
+}
+
 func (cl *client) report() reply {
 	rep := reply{Cmd: "report", Client: cl.plan.Client}
 	for _, s := range cl.socks {
@@ -358,6 +431,7 @@ func (cl *client) report() reply {
 		rep.Sockets = append(rep.Sockets, socketReport{
 			I: s.ps.I, Srv: s.ps.Srv, Fanout: s.fanout, Logout: s.logout, Reason: s.reason,
 			RemLate: s.remLate, HasRem: s.hasRem, Code: s.code, Err: s.err, Frames: s.frames,
+			OpenAt: s.openAt, EndAt: s.endAt,
 		})
 		s.mu.Unlock()
 	}

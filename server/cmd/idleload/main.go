@@ -5,6 +5,8 @@
 //	idleload [flags]          run the whole table (make bench)
 //	idleload -quick           the same, with short soaks, for development
 //	idleload -domains-only    only the domains table (a setting change in one of 10,000)
+//	idleload -cluster         the cluster table: 100,000 sockets on 6 nodes sharing one
+//	                          Redis and one PostgreSQL, then one node alone (make bench-cluster)
 //	idleload client -plan F   (started by the run) hold a share of the sockets
 //	idleload echo             (started by the run) the baseline server
 //
@@ -21,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +70,13 @@ type config struct {
 	domains       int // small domains, two sessions each; 0 skips the table
 	domainChanges int // changes measured in each of the two domains
 	domainsOnly   bool
+	// The cluster table, instead of the others: nodes sharing one Redis
+	// and one PostgreSQL, then (single) one node on its own.
+	cluster        bool
+	nodes          int
+	clusterSockets int // in all, two a session
+	clusterRates   []float64
+	single         bool
 }
 
 func parseConfig(args []string) (config, error) {
@@ -90,16 +100,28 @@ func parseConfig(args []string) (config, error) {
 		return nil
 	})
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's temp dir (data, logs, plans)")
-	fs.StringVar(&c.profileDir, "profile-dir", "", "save the servers' heap and goroutine profiles after the soak and CPU profiles of the throughput window and of the domains table's changes here")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "save the servers' heap and goroutine profiles after the soak and CPU profiles of the throughput window and of the domains table's changes here (with -cluster: CPU profiles of the first node in every phase)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.IntVar(&c.domains, "domains", 10000, "domains table: shops of two sessions each beside one chain of 20,000 (0: skip the table)")
 	fs.IntVar(&c.domainChanges, "domain-changes", 5, "domains table: setting changes measured in each of the two domains, alternating values")
 	fs.BoolVar(&c.domainsOnly, "domains-only", false, "run only the domains table")
+	fs.BoolVar(&c.cluster, "cluster", false, "run the cluster table instead (make bench-cluster): -nodes nodes sharing one redis-server and one PostgreSQL, then one node alone with one node's share")
+	fs.IntVar(&c.nodes, "nodes", 6, "cluster table: nodes")
+	fs.IntVar(&c.clusterSockets, "cluster-sockets", 100000, "cluster table: sockets in all, two tabs a session on two different nodes")
+	rates := fs.String("cluster-rates", "0.2,1,2,5", "cluster table: activity frames a second per socket, the steps in order (a till sends at most one every 5 s at long Expiration Times: 0.2)")
+	fs.BoolVar(&c.single, "single", true, "cluster table: also run one node on its own SQLite file with one node's share of the sockets, for the figures beside the cluster's")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, f := range strings.Split(*rates, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || r <= 0 || r > 20 {
+			return c, fmt.Errorf("-cluster-rates: %q is not a rate above 0 and at most 20", f)
+		}
+		c.clusterRates = append(c.clusterRates, r)
 	}
 	if *quick {
 		set := map[string]bool{}
@@ -130,6 +152,8 @@ func parseConfig(args []string) (config, error) {
 		return c, fmt.Errorf("-domain-changes must be positive")
 	case c.domainsOnly && c.domains == 0:
 		return c, fmt.Errorf("-domains-only needs -domains above 0")
+	case c.cluster && (c.nodes < 2 || c.clusterSockets < 2*c.nodes):
+		return c, fmt.Errorf("-cluster needs -nodes of 2 or more and -cluster-sockets of at least two a node")
 	}
 	return c, nil
 }

@@ -57,6 +57,20 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 		return nil, err
 	}
 	defer db.Close()
+	key, err := token.LoadOrCreateKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	iss := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience})
+	return fill(ctx, db, iss, n, k, 1)
+}
+
+// fill writes the data set into db: the administrator, the cashiers, the
+// Expiration Time, and n sessions (the first k in the sign-out group),
+// with workers writing sessions at once (1 for SQLite's one writer; more
+// for PostgreSQL, where each is a transaction of its own), each session's
+// token minted by iss.
+func fill(ctx context.Context, db pos.Store, iss *token.Issuer, n, k, workers int) (*dataset, error) {
 	d := &dataset{adminName: "bench-admin", adminPass: pos.NewSessionID()}
 
 	admins := pos.Group{Domain: pos.DefaultDomain, Name: "bench-admins", Permissions: []pos.Permission{pos.DeveloperView, pos.DeveloperEdit}}
@@ -89,12 +103,6 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 		return nil, err
 	}
 
-	key, err := token.LoadOrCreateKey(dir)
-	if err != nil {
-		return nil, err
-	}
-	iss := token.New(key, token.Config{Issuer: token.DefaultIssuer, Audience: token.DefaultAudience})
-
 	d.base = now.Truncate(time.Second)
 	d.tokens = make([]string, n)
 	d.late = make([]int64, n)
@@ -103,17 +111,41 @@ func prepare(ctx context.Context, dir string, n, k int) (*dataset, error) {
 		if i < k {
 			d.late[i] = int64(i) * 1000 / int64(k) // spread over the second
 		}
-		u := users[i%len(users)]
-		sid := pos.NewSessionID()
-		last := d.lastActivity(i)
-		if err := db.CreateSession(ctx, pos.Session{ID: sid, Domain: pos.DefaultDomain, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
-			return nil, err
+	}
+	// Session i goes to worker i % workers; the first error stops them all.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, workers)
+	for w := range max(workers, 1) {
+		go func() {
+			for i := w; i < n; i += max(workers, 1) {
+				u := users[i%len(users)]
+				sid := pos.NewSessionID()
+				last := d.lastActivity(i)
+				if err := db.CreateSession(ctx, pos.Session{ID: sid, Domain: pos.DefaultDomain, UserID: u.ID, Username: u.Name, Created: last, LastActivity: last}); err != nil {
+					cancel()
+					errs <- err
+					return
+				}
+				tok, _, err := iss.Issue(pos.DefaultDomain, u.Name, sid, last.Add(initialExpiration*time.Second))
+				if err != nil {
+					cancel()
+					errs <- err
+					return
+				}
+				d.tokens[i] = tok
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range max(workers, 1) {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
-		tok, _, err := iss.Issue(pos.DefaultDomain, u.Name, sid, last.Add(initialExpiration*time.Second))
-		if err != nil {
-			return nil, err
-		}
-		d.tokens[i] = tok
+	}
+	if first != nil {
+		return nil, first
 	}
 	return d, nil
 }

@@ -33,6 +33,13 @@ type server struct {
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
 func startServer(name string, env, args []string, logPath, addr, debugAddr string) (*server, error) {
+	return startServerWithin(60*time.Second, name, env, args, logPath, addr, debugAddr)
+}
+
+// startServerWithin is startServer waiting up to limit for the server to
+// answer (a cluster node loads every live session first, and asks the
+// live layer about each).
+func startServerWithin(limit time.Duration, name string, env, args []string, logPath, addr, debugAddr string) (*server, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -51,7 +58,7 @@ func startServer(name string, env, args []string, logPath, addr, debugAddr strin
 		logf.Close()
 		close(s.exited)
 	}()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(limit)
 	for {
 		if _, err := s.stats(false); err == nil {
 			return s, nil
@@ -63,7 +70,7 @@ func startServer(name string, env, args []string, logPath, addr, debugAddr strin
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("%s did not come up in 60 s; see %s", name, logPath)
+			return nil, fmt.Errorf("%s did not come up in %v; see %s", name, limit, logPath)
 		}
 	}
 }

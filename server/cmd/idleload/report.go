@@ -29,6 +29,8 @@ type results struct {
 	IG, Echo       serverResult
 	// Domains is the domains table (nil when skipped).
 	Domains *domainsResult `json:",omitempty"`
+	// Cluster is the cluster table (nil unless -cluster).
+	Cluster *clusterResult `json:",omitempty"`
 }
 
 type serverResult struct {
@@ -218,6 +220,9 @@ func (r *results) print(w io.Writer) {
 	}
 	if r.Domains != nil {
 		r.Domains.print(w)
+	}
+	if r.Cluster != nil {
+		r.Cluster.print(w)
 	}
 }
 

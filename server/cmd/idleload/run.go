@@ -53,12 +53,16 @@ func orchestrate(ctx context.Context, cfg config) (err error) {
 		}
 	}
 	env := bench{tmp: tmp, self: self, bin: bin, soft: int(soft)}
-	if !cfg.domainsOnly {
+	if cfg.cluster {
+		if res.Cluster, err = runClusterTable(ctx, cfg, env); err != nil {
+			return fmt.Errorf("cluster table: %w", err)
+		}
+	} else if !cfg.domainsOnly {
 		if err := runMain(ctx, cfg, env, res); err != nil {
 			return err
 		}
 	}
-	if cfg.domains > 0 {
+	if cfg.domains > 0 && !cfg.cluster {
 		if res.Domains, err = runDomains(ctx, cfg, env); err != nil {
 			return fmt.Errorf("domains table: %w", err)
 		}
